@@ -1,0 +1,342 @@
+"""A small ElevenLabs API client: the knowledge-base, RAG-index and agent operations.
+
+Errors become :mod:`sync.errors` exceptions carrying status, code and request id. Retries
+follow :func:`sync.retry.decide`; a 429 slows every worker down (a shared back-off), not only
+the one that saw it. Every exchange is counted and can be recorded, with no headers, so the
+API key never reaches a record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from . import __version__
+from .clock import Clock, SystemClock
+from .errors import (
+    ApiError,
+    AuthError,
+    NotFound,
+    RateLimited,
+    ServerError,
+    TransportError,
+    ValidationFailed,
+)
+from .log import event, redact
+from .retry import RetryPolicy, decide, parse_retry_after
+
+PAGE_SIZE = 100
+Json = dict[str, Any]
+
+
+def _error_from(resp: requests.Response) -> ApiError:
+    code: str | None = None
+    message = resp.reason or "error"
+    request_id = resp.headers.get("request-id") or resp.headers.get("x-request-id")
+    body: Any = None
+    try:
+        body = resp.json()
+    except ValueError:
+        body = resp.text[:500]
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, dict):
+        code = detail.get("code") or detail.get("status")
+        message = str(detail.get("message") or code or message)
+        request_id = detail.get("request_id") or request_id
+    elif isinstance(detail, list) and detail:
+        first = detail[0] if isinstance(detail[0], dict) else {}
+        code = "validation_error"
+        loc = ".".join(str(p) for p in first.get("loc", []))
+        message = f"{first.get('msg', 'invalid request')} at {loc}"
+    elif isinstance(detail, str):
+        message = detail
+    status = resp.status_code
+    text = redact(f"HTTP {status} {code or ''}: {message}".replace("  ", " "))
+    cls: type[ApiError]
+    if status in (401, 403):
+        cls = AuthError
+    elif status == 404:
+        cls = NotFound
+    elif status == 422:
+        cls = ValidationFailed
+    elif status == 429:
+        cls = RateLimited
+    elif status >= 500:
+        cls = ServerError
+    else:
+        cls = ApiError
+    return cls(text, status=status, code=code, request_id=request_id, body=body)
+
+
+class Client:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        clock: Clock | None = None,
+        policy: RetryPolicy | None = None,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        on_exchange: Callable[[Json], None] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key
+        self.clock = clock or SystemClock()
+        self.policy = policy or RetryPolicy()
+        self.timeout = timeout
+        self.on_exchange = on_exchange
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._not_before = 0.0  # shared back-off after a 429
+        self.requests_sent = 0
+        self.writes_sent = 0
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r})"
+
+    # -- transport -------------------------------------------------------------------------
+    def _session(self) -> requests.Session:
+        s: requests.Session | None = getattr(self._local, "session", None)
+        if s is None:
+            s = requests.Session()
+            s.headers["xi-api-key"] = self._key
+            s.headers["User-Agent"] = f"kb-sync/{__version__}"
+            self._local.session = s
+        return s
+
+    def _wait_shared_backoff(self) -> None:
+        with self._lock:
+            wait = self._not_before - self.clock.now()
+        if wait > 0:
+            self.clock.sleep(wait)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Any = None,
+        body: Json | None = None,
+        idempotent: bool = True,
+        expect_json: bool = True,
+    ) -> Any:
+        url = self.base_url + path
+        attempt = 0
+        while True:
+            self._wait_shared_backoff()
+            with self._lock:
+                self.requests_sent += 1
+                if method != "GET":
+                    self.writes_sent += 1
+            try:
+                resp = self._session().request(
+                    method, url, params=params, json=body, timeout=self.timeout
+                )
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                self._record(method, path, params, body, None, None, str(exc))
+                delay = decide(self.policy, attempt, transport_error=True, idempotent=idempotent)
+                event(
+                    "http.transport_error",
+                    logging.WARNING,
+                    method=method,
+                    path=path,
+                    attempt=attempt + 1,
+                    error=type(exc).__name__,
+                    retry_in=None if delay is None else round(delay, 2),
+                )
+                if delay is None:
+                    raise TransportError(
+                        redact(f"{method} {path}: connection failed ({type(exc).__name__})"),
+                        code="transport_error",
+                    ) from None
+                self.clock.sleep(delay)
+                attempt += 1
+                continue
+            payload: Any
+            if expect_json and resp.content:
+                try:
+                    payload = resp.json()
+                except ValueError:
+                    payload = resp.text
+            else:
+                payload = resp.text
+            self._record(method, path, params, body, resp.status_code, payload, None)
+            if resp.status_code < 400:
+                return payload
+            err = _error_from(resp)
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            delay = decide(
+                self.policy,
+                attempt,
+                status=resp.status_code,
+                retry_after=retry_after,
+                idempotent=idempotent,
+            )
+            if resp.status_code == 429 and delay is not None:
+                with self._lock:
+                    self._not_before = max(self._not_before, self.clock.now() + delay)
+            if delay is None:
+                raise err
+            event(
+                "http.retry",
+                logging.WARNING,
+                method=method,
+                path=path,
+                status=resp.status_code,
+                code=err.code,
+                attempt=attempt + 1,
+                retry_in=round(delay, 2),
+            )
+            self.clock.sleep(delay)
+            attempt += 1
+
+    def _record(
+        self,
+        method: str,
+        path: str,
+        params: Any,
+        body: Json | None,
+        status: int | None,
+        response: Any,
+        error: str | None,
+    ) -> None:
+        if self.on_exchange is None:
+            return
+        text = response if isinstance(response, str) else None
+        self.on_exchange(
+            json.loads(
+                redact(
+                    json.dumps(
+                        {
+                            "method": method,
+                            "path": path,
+                            "params": params,
+                            "request": body,
+                            "status": status,
+                            "response": text[:2000] if text is not None else response,
+                            "error": error,
+                        },
+                        ensure_ascii=False,
+                        default=str,
+                    )
+                )
+            )
+        )
+
+    # -- agents ----------------------------------------------------------------------------
+    def get_agent(self, agent_id: str) -> Json:
+        return dict(self.request("GET", f"/v1/convai/agents/{quote(agent_id, safe='')}"))
+
+    def patch_agent_kb(self, agent_id: str, knowledge_base: list[Json]) -> Json:
+        body = {"conversation_config": {"agent": {"prompt": {"knowledge_base": knowledge_base}}}}
+        return dict(
+            self.request("PATCH", f"/v1/convai/agents/{quote(agent_id, safe='')}", body=body)
+        )
+
+    def agent_kb_size(self, agent_id: str) -> Json:
+        return dict(
+            self.request("GET", f"/v1/convai/agent/{quote(agent_id, safe='')}/knowledge-base/size")
+        )
+
+    def rag_query(self, agent_id: str, query: str) -> Json:
+        return dict(
+            self.request(
+                "POST",
+                f"/v1/convai/agents/{quote(agent_id, safe='')}/knowledge-base/rag-query",
+                body={"query": query},
+            )
+        )
+
+    # -- documents -------------------------------------------------------------------------
+    def list_documents(self, search: str | None = None) -> Iterator[Json]:
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"page_size": PAGE_SIZE}
+            if search:
+                params["search"] = search
+            if cursor:
+                params["cursor"] = cursor
+            page = self.request("GET", "/v1/convai/knowledge-base", params=params)
+            yield from page.get("documents", [])
+            cursor = page.get("next_cursor")
+            if not page.get("has_more") or not cursor:
+                return
+
+    def get_document(self, doc_id: str) -> Json:
+        return dict(self.request("GET", f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}"))
+
+    def get_content(self, doc_id: str) -> str:
+        return str(
+            self.request(
+                "GET",
+                f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/content",
+                expect_json=False,
+            )
+        )
+
+    def find_by_name(self, name: str) -> list[Json]:
+        return [d for d in self.list_documents(search=name) if d.get("name") == name]
+
+    def create_text(self, name: str, text: str, *, max_attempts: int = 3) -> Json:
+        """Create a text document without ever creating it twice.
+
+        After an ambiguous failure (5xx, timeout, dropped connection) the document may exist:
+        look for it by its exact name (names carry a content fingerprint) before creating again.
+        """
+        last: ApiError | None = None
+        for attempt in range(max_attempts):
+            if attempt:
+                found = self.find_by_name(name)
+                if found:
+                    event("doc.create.recovered", name=name, id=found[0]["id"])
+                    return {"id": found[0]["id"], "name": name}
+                self.clock.sleep(self.policy.base * 2**attempt)
+            try:
+                return dict(
+                    self.request(
+                        "POST",
+                        "/v1/convai/knowledge-base/text",
+                        body={"text": text, "name": name},
+                        idempotent=False,
+                    )
+                )
+            except (ServerError, TransportError) as exc:
+                last = exc
+                event(
+                    "doc.create.ambiguous",
+                    logging.WARNING,
+                    name=name,
+                    error=exc.code or exc.status,
+                    attempt=attempt + 1,
+                )
+        assert last is not None
+        raise last
+
+    def compute_index(self, doc_id: str, model: str) -> Json:
+        return dict(
+            self.request(
+                "POST",
+                f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/rag-index",
+                body={"model": model},
+            )
+        )
+
+    def rag_overview(self) -> Json:
+        return dict(self.request("GET", "/v1/convai/knowledge-base/rag-index"))
+
+    def dependent_agents(self, doc_id: str) -> Json:
+        return dict(
+            self.request(
+                "GET", f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/dependent-agents"
+            )
+        )
+
+    def delete_document(self, doc_id: str, *, force: bool = False) -> None:
+        params = {"force": "true"} if force else None
+        self.request("DELETE", f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}", params=params)

@@ -1,0 +1,112 @@
+"""Settings from the environment. Every problem is one line naming the variable and the fix."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from .errors import ConfigError, GuardRefused
+
+DEFAULT_BASE_URL = "https://api.elevenlabs.io"
+DEFAULT_MODEL = "multilingual_e5_large_instruct"
+EMBEDDING_MODELS = ("multilingual_e5_large_instruct", "e5_mistral_7b_instruct")
+DEFAULT_INDEX_TIMEOUT = 180.0
+DEFAULT_NAMESPACE = "kb-sync"
+_NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_key: str
+    agent_id: str
+    base_url: str = DEFAULT_BASE_URL
+    embedding_model: str = DEFAULT_MODEL
+    index_timeout: float = DEFAULT_INDEX_TIMEOUT
+    namespace: str = DEFAULT_NAMESPACE
+
+    def __repr__(self) -> str:  # never show the key
+        return (
+            f"Settings(agent_id={self.agent_id!r}, base_url={self.base_url!r}, "
+            f"embedding_model={self.embedding_model!r}, namespace={self.namespace!r})"
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(
+            f"ELEVENLABS_BASE_URL={url!r} is not a URL; set it to https://api.elevenlabs.io "
+            "or unset it"
+        )
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise GuardRefused(
+            f"ELEVENLABS_BASE_URL={url!r} is not https: the API key would travel in clear; "
+            "use https (plain http is allowed only on loopback)"
+        )
+    return url.rstrip("/")
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    key = env.get("ELEVENLABS_API_KEY", "").strip()
+    if not key:
+        raise ConfigError(
+            "ELEVENLABS_API_KEY is not set; export it with the workspace's API key "
+            "(ElevenLabs > Developers > API keys)"
+        )
+    agent = env.get("ELEVENLABS_AGENT_ID", "").strip()
+    if not agent:
+        raise ConfigError(
+            "ELEVENLABS_AGENT_ID is not set; export it with the agent's id (agent_...), "
+            "the one in the agent's URL"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,128}", agent):
+        raise ConfigError(
+            f"ELEVENLABS_AGENT_ID={agent!r} is malformed; it holds letters, digits, '_' and '-' "
+            "only (copy it from the agent's URL)"
+        )
+    base = check_base_url(env.get("ELEVENLABS_BASE_URL", "").strip() or DEFAULT_BASE_URL)
+    model = env.get("RAG_EMBEDDING_MODEL", "").strip() or DEFAULT_MODEL
+    if model not in EMBEDDING_MODELS:
+        raise ConfigError(
+            f"RAG_EMBEDDING_MODEL={model!r} is unknown; use one of {', '.join(EMBEDDING_MODELS)}"
+        )
+    raw_timeout = env.get("RAG_INDEXING_TIMEOUT", "").strip()
+    timeout = DEFAULT_INDEX_TIMEOUT
+    if raw_timeout:
+        try:
+            timeout = float(raw_timeout)
+        except ValueError:
+            timeout = -1.0
+        if not timeout >= 0:
+            raise ConfigError(
+                f"RAG_INDEXING_TIMEOUT={raw_timeout!r} is not a number of seconds >= 0; "
+                "set it to e.g. 180"
+            )
+    ns = env.get("KB_SYNC_NAMESPACE", "").strip() or DEFAULT_NAMESPACE
+    if not _NAMESPACE_RE.match(ns):
+        raise ConfigError(
+            f"KB_SYNC_NAMESPACE={ns!r} is malformed; use 1-40 of a-z 0-9 . _ - "
+            "starting with a letter or digit"
+        )
+    return Settings(
+        api_key=key,
+        agent_id=agent,
+        base_url=base,
+        embedding_model=model,
+        index_timeout=timeout,
+        namespace=ns,
+    )

@@ -1,0 +1,255 @@
+"""`kb-sync plan` and `kb-sync push`: read, plan, guard, apply, record."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from .apply import Applier, Options
+from .client import Client
+from .clock import Clock
+from .config import Settings
+from .errors import ConfigError, ExitCode, GuardRefused, InputError, SyncError
+from .local import LocalDoc, read_folder
+from .log import event
+from .plan import Plan, Snapshot, make_plan
+from .record import RunRecord
+from .remote import read_agent, take_snapshot
+
+
+@dataclass
+class PushArgs:
+    dir: str
+    dry_run: bool = False
+    strict_hash: bool = False
+    json: bool = False
+    detailed_exitcode: bool = False
+    allow_mass_delete: bool = False
+    adopt_legacy: bool = False
+    options: Options | None = None
+
+
+def check_agent(snap: Snapshot, settings: Settings) -> None:
+    if not snap.rag_enabled:
+        raise ConfigError(
+            f"agent {settings.agent_id} has RAG disabled; enable RAG in the agent's knowledge "
+            "base settings (kb-sync attaches documents for retrieval)"
+        )
+    if snap.embedding_model and snap.embedding_model != settings.embedding_model:
+        raise ConfigError(
+            f"RAG_EMBEDDING_MODEL={settings.embedding_model} but agent {settings.agent_id} "
+            f"retrieves with {snap.embedding_model}; set RAG_EMBEDDING_MODEL="
+            f"{snap.embedding_model} (indexes must match the agent's model)"
+        )
+
+
+def check_small(local: list[LocalDoc], policy: str) -> None:
+    small = [d.file for d in local if d.small]
+    if small and policy == "fail":
+        raise InputError(
+            f"{', '.join(small)}: under 500 bytes, too small to be RAG-indexed; merge them "
+            "into a larger document or use --small-docs prompt"
+        )
+    for f in small:
+        event(
+            "doc.small",
+            logging.WARNING,
+            file=f,
+            policy=policy,
+            note="under 500 bytes: cannot be RAG-indexed",
+        )
+
+
+def mass_delete_guard(plan: Plan, allow: bool) -> None:
+    removing = plan.count("delete")
+    managed_files = plan.count("delete", "update", "unchanged", "adopt", "skip")
+    if removing and not allow and removing * 2 > managed_files:
+        raise GuardRefused(
+            f"the plan would delete {removing} of {managed_files} managed documents (an empty "
+            "or truncated source?); check the folder, or pass --allow-mass-delete"
+        )
+
+
+def quota_preflight(client: Client, plan: Plan) -> None:
+    adding = sum(i.size_bytes for i in plan.items if i.needs_upload and i.usage_mode == "auto")
+    if not adding:
+        return
+    overview = client.rag_overview()
+    used = int(overview.get("total_used_bytes", 0))
+    cap = int(overview.get("total_max_bytes", 0))
+    event("quota.preflight", used=used, max=cap, adding=adding)
+    if cap and used + adding > cap:
+        raise GuardRefused(
+            f"RAG quota: {used} of {cap} bytes used and this run would add {adding}; remove "
+            "unused documents from the workspace (kb-sync status shows them) or move to a "
+            "larger plan. Nothing was uploaded"
+        )
+
+
+@contextlib.contextmanager
+def agent_lock(agent_id: str) -> Iterator[None]:
+    """One push per agent on this machine at a time (the stale-plan check covers the rest)."""
+    path = Path(tempfile.gettempdir()) / f"kb-sync-{agent_id}.lock"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise GuardRefused(
+                f"another kb-sync run holds the lock for agent {agent_id} ({path}); wait for it"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def emit(out: TextIO, args: PushArgs, plan: Plan, extra: dict[str, Any] | None = None) -> None:
+    if args.json:
+        payload = {"plan": plan.to_dict(), **(extra or {})}
+        out.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    else:
+        out.write(plan.render() + "\n")
+        if extra and "result" in extra:
+            out.write(str(extra["result"]["text"]) + "\n")
+    out.flush()
+
+
+def run_plan(
+    settings: Settings, client: Client, args: PushArgs, out: TextIO
+) -> tuple[Plan, list[LocalDoc], Snapshot]:
+    local = read_folder(args.dir)
+    opts = args.options or Options()
+    check_small(local, opts.small_docs)
+    snap = take_snapshot(client, settings, local, strict=args.strict_hash)
+    check_agent(snap, settings)
+    plan = make_plan(
+        local,
+        snap,
+        namespace=settings.namespace,
+        strict=args.strict_hash,
+        small_docs=opts.small_docs,
+        adopt_legacy=args.adopt_legacy,
+    )
+    event("plan", summary=plan.summary(), local_docs=len(local), strict_hash=args.strict_hash)
+    return plan, local, snap
+
+
+def plan_command(settings: Settings, client: Client, args: PushArgs, out: TextIO) -> int:
+    plan, _, _ = run_plan(settings, client, args, out)
+    emit(out, args, plan)
+    if args.detailed_exitcode and plan.has_changes:
+        return ExitCode.CHANGES_PENDING
+    return ExitCode.OK
+
+
+def push_command(
+    settings: Settings, client: Client, clock: Clock, args: PushArgs, out: TextIO
+) -> int:
+    opts = args.options or Options()
+    plan, local, snap = run_plan(settings, client, args, out)
+    if args.dry_run:
+        emit(out, args, plan)
+        event("run.dry_run", summary=plan.summary(), writes=client.writes_sent)
+        return ExitCode.CHANGES_PENDING if args.detailed_exitcode and plan.has_changes else 0
+    mass_delete_guard(plan, args.allow_mass_delete)
+    record = RunRecord(
+        kind="push",
+        agent_id=settings.agent_id,
+        namespace=settings.namespace,
+        base_url=settings.base_url,
+        dir=str(args.dir),
+        options={
+            "strict_hash": args.strict_hash,
+            "index_wait": opts.index_wait,
+            "small_docs": opts.small_docs,
+            "adopt_legacy": args.adopt_legacy,
+        },
+        plan=plan.to_dict(),
+        kb_before=snap.kb,
+    )
+    event("kb.before", agent=settings.agent_id, count=len(snap.kb), entries=snap.kb)
+    if not plan.has_changes:
+        emit(out, args, plan, {"result": {"status": "nothing to do", "text": "Nothing to do."}})
+        event(
+            "run.done",
+            status="nothing to do",
+            count_before=len(snap.kb),
+            count_after=len(snap.kb),
+            requests=client.requests_sent,
+        )
+        return ExitCode.OK
+    with agent_lock(settings.agent_id):
+        quota_preflight(client, plan)
+        applier = Applier(
+            client,
+            clock,
+            settings.agent_id,
+            settings.namespace,
+            settings.embedding_model,
+            opts,
+            record,
+        )
+        texts = {d.file: d.text for d in local}
+        try:
+            outcome = applier.run(plan, texts, snap.kb, lambda: read_agent(client, settings))
+        except SyncError as exc:
+            record.status, record.exit_code = "failed", int(exc.exit_code)
+            record.requests = client.requests_sent
+            record.write()
+            event(
+                "run.failed",
+                logging.ERROR,
+                error=str(exc),
+                record=record.path,
+                note="the agent still points at its previous documents",
+            )
+            raise
+    record.status = "partial" if outcome.exit_code == ExitCode.PARTIAL else "done"
+    record.exit_code = int(outcome.exit_code)
+    record.requests = client.requests_sent
+    from time import gmtime, strftime
+
+    record.finished_at = strftime("%Y-%m-%dT%H:%M:%SZ", gmtime())
+    path = record.write()
+    updated = [r.item.file for r in outcome.results if r.attached]
+    kept_old = [r.item.file for r in outcome.results if not r.attached]
+    after = record.kb_after or []
+    text = (
+        f"Applied: {len(updated)} attached, {len(kept_old)} kept their old version, "
+        f"{sum(1 for d in outcome.deletions if d['outcome'] in ('deleted', 'force-deleted'))} "
+        f"deleted; knowledge base {len(snap.kb)} -> {len(after)} entries. Record: {path}"
+    )
+    emit(
+        out,
+        args,
+        plan,
+        {
+            "result": {
+                "status": record.status,
+                "exit_code": record.exit_code,
+                "text": text,
+                "record": str(path),
+                "results": record.results,
+                "deletions": record.deletions,
+            }
+        },
+    )
+    event(
+        "run.done",
+        status=record.status,
+        count_before=len(snap.kb),
+        count_after=len(after),
+        updated=updated,
+        kept_old_version=kept_old,
+        record=str(path),
+        requests=client.requests_sent,
+    )
+    return outcome.exit_code

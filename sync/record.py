@@ -1,0 +1,104 @@
+"""Run records: one JSON file per applied run, holding what a rollback needs.
+
+The cron's disk does not survive, so the agent's knowledge base before the run is also logged
+as one JSON line (``kb.before``); the file record is for the operator who keeps ``reports/``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .errors import InputError
+
+DEFAULT_DIR = "reports/runs"
+
+
+def record_dir() -> Path:
+    return Path(os.environ.get("KB_SYNC_RECORD_DIR", "").strip() or DEFAULT_DIR)
+
+
+@dataclass
+class RunRecord:
+    kind: str  # push | rollback
+    agent_id: str
+    namespace: str
+    base_url: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    started_at: str = field(
+        default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    )
+    finished_at: str | None = None
+    version: str = __version__
+    dir: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    plan: dict[str, Any] | None = None
+    kb_before: list[dict[str, Any]] = field(default_factory=list)
+    kb_after: list[dict[str, Any]] | None = None
+    results: list[dict[str, Any]] = field(default_factory=list)
+    created: list[dict[str, Any]] = field(default_factory=list)  # docs this run uploaded
+    deletions: list[dict[str, Any]] = field(default_factory=list)
+    # content of every document this run detached, so a rollback can recreate it
+    saved: dict[str, dict[str, Any]] = field(default_factory=dict)
+    patched: bool = False
+    status: str = "started"
+    exit_code: int | None = None
+    requests: int = 0
+    path: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d.pop("path", None)
+        return d
+
+    def write(self, directory: Path | None = None) -> Path:
+        directory = directory or record_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        p = (
+            Path(self.path)
+            if self.path
+            else directory / f"{self.started_at.replace(':', '')}-{self.kind}-{self.run_id}.json"
+        )
+        tmp = p.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2), "utf-8")
+        os.replace(tmp, p)
+        self.path = str(p)
+        return p
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text("utf-8"))
+    except FileNotFoundError:
+        raise InputError(
+            f"{p}: run record not found; pass --record with an existing file"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{p}: not a readable run record ({exc}); pass another --record") from None
+    if not isinstance(data, dict) or "kb_before" not in data or "agent_id" not in data:
+        raise InputError(f"{p}: not a kb-sync run record; pass a file from reports/runs/")
+    return data
+
+
+def latest(agent_id: str, directory: Path | None = None) -> Path:
+    directory = directory or record_dir()
+    candidates = []
+    for p in sorted(directory.glob("*-push-*.json")) if directory.is_dir() else []:
+        try:
+            data = json.loads(p.read_text("utf-8"))
+        except (OSError, ValueError):
+            continue
+        if data.get("agent_id") == agent_id and data.get("patched"):
+            candidates.append(p)
+    if not candidates:
+        raise InputError(
+            f"{directory}: holds no applied push for agent {agent_id}; pass --record FILE"
+        )
+    return candidates[-1]

@@ -1,0 +1,86 @@
+"""`kb-sync status`: the agent's knowledge base as it is now."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any, TextIO
+
+from .client import Client
+from .config import Settings
+from .errors import ApiError
+from .naming import parse
+from .remote import agent_prompt, read_agent
+
+
+def index_status(client: Client, doc_id: str, model: str) -> str:
+    try:
+        data = client.request("GET", f"/v1/convai/knowledge-base/{doc_id}/rag-index")
+    except ApiError as exc:
+        return f"unknown ({exc.code or exc.status})"
+    for idx in data.get("indexes") or []:
+        if idx.get("model") == model:
+            return str(idx.get("status"))
+    return "none"
+
+
+def gather(client: Client, settings: Settings) -> dict[str, Any]:
+    agent = read_agent(client, settings)
+    prompt = agent_prompt(agent)
+    rag = prompt.get("rag") or {}
+    model = str(rag.get("embedding_model") or settings.embedding_model)
+    entries = []
+    for e in prompt.get("knowledge_base") or []:
+        doc_id = str(e.get("id"))
+        m = parse(str(e.get("name", "")), settings.namespace)
+        size = None
+        with contextlib.suppress(ApiError):
+            size = (client.get_document(doc_id).get("metadata") or {}).get("size_bytes")
+        entries.append(
+            {
+                "name": e.get("name"),
+                "id": doc_id,
+                "owner": "kb-sync" if m else "unmanaged",
+                "file": m.file if m else None,
+                "usage_mode": e.get("usage_mode", "auto"),
+                "index": index_status(client, doc_id, model)
+                if e.get("usage_mode", "auto") == "auto"
+                else "not needed (prompt)",
+                "size_bytes": size,
+            }
+        )
+    overview = client.rag_overview()
+    try:
+        kb_size = client.agent_kb_size(settings.agent_id)
+    except ApiError:
+        kb_size = {}
+    return {
+        "agent": {"id": settings.agent_id, "name": agent.get("name")},
+        "rag": {"enabled": rag.get("enabled"), "embedding_model": rag.get("embedding_model")},
+        "entries": entries,
+        "quota": {
+            "total_used_bytes": overview.get("total_used_bytes"),
+            "total_max_bytes": overview.get("total_max_bytes"),
+        },
+        "agent_kb_pages": kb_size.get("number_of_pages"),
+    }
+
+
+def status_command(client: Client, settings: Settings, out: TextIO, as_json: bool) -> int:
+    data = gather(client, settings)
+    if as_json:
+        out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+        return 0
+    a, q = data["agent"], data["quota"]
+    out.write(f"Agent {a['name']} [{a['id']}]: {len(data['entries'])} knowledge-base entries\n")
+    out.write(f"RAG: enabled={data['rag']['enabled']} model={data['rag']['embedding_model']}\n")
+    for e in data["entries"]:
+        out.write(
+            f"  {e['owner']:9s} {e['usage_mode']:6s} {e['index']:20s} "
+            f"{e['size_bytes'] if e['size_bytes'] is not None else '?':>8} B  "
+            f"{e['name']} [{e['id']}]\n"
+        )
+    used, cap = q["total_used_bytes"], q["total_max_bytes"]
+    pct = f" ({100 * used / cap:.1f}%)" if used is not None and cap else ""
+    out.write(f"Workspace RAG quota: {used} of {cap} bytes used{pct}\n")
+    return 0
