@@ -1,0 +1,29 @@
+"""A stateful fake of the ElevenLabs knowledge-base / RAG-index / agent API, for tests.
+
+One :class:`Backend` model, two fronts: :func:`emulate` (in-process, through ``responses``)
+and :func:`serve` (a real loopback HTTP server). See ``docs/emulator.md``.
+The ``sync`` package never imports this one.
+"""
+
+from sync.emulator.backend import Backend, Call, Doc, Response
+from sync.emulator.cli import add_parser, run
+from sync.emulator.faults import FaultRule, rate_limited, server_error
+from sync.emulator.inprocess import emulate
+from sync.emulator.remote import RemoteEmulator
+from sync.emulator.server import EmulatorServer, serve
+
+__all__ = [
+    "Backend",
+    "Call",
+    "Doc",
+    "EmulatorServer",
+    "FaultRule",
+    "RemoteEmulator",
+    "Response",
+    "add_parser",
+    "emulate",
+    "rate_limited",
+    "run",
+    "serve",
+    "server_error",
+]

@@ -1,0 +1,3 @@
+from sync.emulator.cli import main
+
+raise SystemExit(main())

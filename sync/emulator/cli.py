@@ -1,0 +1,96 @@
+"""``kb-sync emulator`` / ``python -m sync.emulator``: serve a seeded emulator on loopback."""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import signal
+import sys
+import threading
+from typing import Any
+
+DEFAULT_QUOTA = 20 * 1024 * 1024  # Creator plan
+AGENT_NAME = "Staging support agent"
+AGENT_PROMPT = (
+    "You are the support agent of a small online shop. Answer customers' questions using the "
+    "knowledge base; if the answer is not there, say so and offer to connect a human."
+)
+FIRST_MESSAGE = "Hi! I'm the shop's support assistant. How can I help?"
+
+
+def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default 0: pick a free one)")
+    parser.add_argument("--api-key", default=None, help="API key to accept (default: generated)")
+    parser.add_argument(
+        "--agent-id", default=None, help="id of the seeded agent (default: generated)"
+    )
+    parser.add_argument(
+        "--index-seconds", type=float, default=1.0, help="seconds a RAG index takes (default 1.0)"
+    )
+    parser.add_argument(
+        "--quota-bytes", type=int, default=DEFAULT_QUOTA, help="RAG quota (default 20 MB, Creator)"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    return parser
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register the ``emulator`` subcommand on an argparse subparsers object."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "emulator",
+        help="serve a local fake of the ElevenLabs knowledge-base API",
+        description="Serve a stateful fake of the ElevenLabs knowledge-base API on loopback "
+        "and print the environment variables that point a client at it.",
+    )
+    configure(parser)
+    parser.set_defaults(func=run)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from sync.clock import SystemClock
+    from sync.emulator.backend import Backend
+    from sync.emulator.server import serve
+
+    api_key = args.api_key or "sk_emu_" + secrets.token_hex(20)
+    backend = Backend(
+        api_key=api_key,
+        clock=SystemClock(),
+        quota_bytes=args.quota_bytes,
+        index_seconds=args.index_seconds,
+    )
+    agent_id = backend.seed_agent(
+        agent_id=args.agent_id,
+        name=AGENT_NAME,
+        rag_enabled=True,
+        embedding_model="multilingual_e5_large_instruct",
+        prompt=AGENT_PROMPT,
+        first_message=FIRST_MESSAGE,
+    )
+    server = serve(backend, host=args.host, port=args.port, verbose=getattr(args, "verbose", False))
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _stop)
+        signal.signal(signal.SIGTERM, _stop)
+    sys.stdout.write(
+        f"ELEVENLABS_BASE_URL={server.url}\n"
+        f"ELEVENLABS_API_KEY={api_key}\n"
+        f"ELEVENLABS_AGENT_ID={agent_id}\n"
+    )
+    sys.stdout.flush()
+    try:
+        while not stop.wait(0.2):
+            pass
+    finally:
+        server.shutdown()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = configure(argparse.ArgumentParser(prog="python -m sync.emulator"))
+    return run(parser.parse_args(argv))

@@ -1,0 +1,124 @@
+"""Fault rules: make the emulator answer badly, slowly, or not at all.
+
+A rule matches a request by method (``"*"`` for any) and a regular expression searched in the
+path (``re.search``, so ``""`` matches every path). Every match consumes one of its ``times``
+(``None`` = forever). What a matching rule does:
+
+- ``latency``: the front waits that long before answering (a real sleep on the HTTP front,
+  ``clock.sleep`` in-process, so a :class:`~sync.clock.FakeClock` only advances);
+- ``status`` (with optional ``body``/``headers``): that answer is sent INSTEAD of handling the
+  request, which therefore has no effect;
+- ``drop_after_commit``: the request is handled for real (its effect is committed) and then the
+  connection is dropped without an answer (in-process: ``requests.exceptions.ConnectionError``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+RATE_LIMIT_MESSAGE = (
+    "Too many concurrent requests are being made. Please reduce the number of concurrent "
+    "requests or upgrade your plan."
+)
+
+
+@dataclass
+class FaultRule:
+    method: str = "*"
+    path: str = ""
+    times: int | None = 1
+    status: int | None = None
+    body: dict[str, Any] | str | None = None
+    headers: dict[str, str] | None = None
+    latency: float = 0.0
+    drop_after_commit: bool = False
+    hits: int = field(default=0, compare=False)
+
+    def __post_init__(self) -> None:
+        re.compile(self.path)  # fail early on a bad pattern
+        if self.drop_after_commit and self.status is not None:
+            raise ValueError("a rule either answers with a status or drops after commit, not both")
+        if self.times is not None and self.times < 0:
+            raise ValueError("times must be >= 0 or None")
+
+    def matches(self, method: str, path: str) -> bool:
+        if self.times is not None and self.times <= 0:
+            return False
+        if self.method != "*" and self.method.upper() != method.upper():
+            return False
+        return re.search(self.path, path) is not None
+
+    def consume(self) -> None:
+        self.hits += 1
+        if self.times is not None:
+            self.times -= 1
+
+    @property
+    def active(self) -> bool:
+        return self.times is None or self.times > 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FaultRule:
+        known = {
+            "method",
+            "path",
+            "times",
+            "status",
+            "body",
+            "headers",
+            "latency",
+            "drop_after_commit",
+        }
+        unknown = set(data) - known - {"hits"}
+        if unknown:
+            raise ValueError(f"unknown fault rule fields: {sorted(unknown)}")
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def rate_limited(
+    retry_after: float | None = None,
+    *,
+    method: str = "*",
+    path: str = "",
+    times: int | None = 1,
+    code: str = "concurrent_limit_exceeded",
+) -> FaultRule:
+    """A 429 like ElevenLabs sends it; ``Retry-After`` only when ``retry_after`` is given.
+
+    ``request_id`` in the body is filled with the id of the request it answers.
+    """
+    headers: dict[str, str] | None = None
+    if retry_after is not None:
+        value = int(retry_after) if float(retry_after).is_integer() else retry_after
+        headers = {"Retry-After": str(value)}
+    body = {
+        "detail": {
+            "status": "too_many_concurrent_requests",
+            "code": code,
+            "message": RATE_LIMIT_MESSAGE,
+            "type": "rate_limit_error",
+            "request_id": None,
+        }
+    }
+    return FaultRule(method=method, path=path, times=times, status=429, body=body, headers=headers)
+
+
+def server_error(
+    status: int = 500, *, method: str = "*", path: str = "", times: int | None = 1
+) -> FaultRule:
+    """500: Starlette's plain-text ``Internal Server Error``; 503: a JSON ``detail`` object."""
+    if status == 503:
+        body: dict[str, Any] | str = {
+            "detail": {
+                "status": "service_unavailable",
+                "message": "The service is temporarily unavailable. Please try again later.",
+            }
+        }
+    else:
+        body = "Internal Server Error"
+    return FaultRule(method=method, path=path, times=times, status=status, body=body)
