@@ -67,22 +67,32 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    def logging_options(parser: argparse.ArgumentParser, top: bool) -> None:
+        # subcommands SUPPRESS their defaults so `kb-sync --log-format json push` is kept
+        parser.add_argument(
+            "--log-format",
+            choices=("human", "json"),
+            default=os.environ.get("KB_SYNC_LOG_FORMAT", "human") if top else argparse.SUPPRESS,
+            help="log lines for people (default) or one JSON object a line (cron)",
+        )
+        parser.add_argument(
+            "-v",
+            "--verbose",
+            action="store_true",
+            default=False if top else argparse.SUPPRESS,
+            help="debug logging",
+        )
+
     common = _Parser(add_help=False)
-    common.add_argument(
-        "--log-format",
-        choices=("human", "json"),
-        default=os.environ.get("KB_SYNC_LOG_FORMAT", "human"),
-        help="log lines for people (default) or one JSON object a line (cron)",
-    )
-    common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    logging_options(common, top=False)
 
     p = _Parser(
         prog="kb-sync",
         description="Keep an ElevenLabs agent's knowledge base equal to a folder of markdown.",
         epilog=EXIT_CODES_HELP + "\n" + ENV_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        parents=[common],
     )
+    logging_options(p, top=True)
     p.add_argument("--version", action="version", version=f"kb-sync {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -160,12 +170,22 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--dir", required=True)
     sp.add_argument("--json", action="store_true")
 
-    for module in ("generate", "emulator"):
-        try:
-            mod = __import__(f"sync.{module}", fromlist=["add_parser"])
-        except ImportError:  # pragma: no cover - optional parts
-            continue
-        mod.add_parser(sub)
+    try:
+        from . import generate
+    except ImportError:  # pragma: no cover - while generate is being built
+        pass
+    else:
+        generate.add_parser(sub)
+        logging_options(sub.choices["generate"], top=False)
+    # The emulator is a test tool: its own parser, imported only when asked for, so the
+    # sync's runtime path never loads it.
+    sp = sub.add_parser(
+        "emulator",
+        help="serve a local fake of the ElevenLabs API (tests, demos)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    sp.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 
@@ -193,8 +213,14 @@ def run(
     setup(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
     env = os.environ if env is None else env
     try:
-        if args.command in ("generate", "emulator"):
-            return int(args.func_run(args)) if hasattr(args, "func_run") else _dispatch_ext(args)
+        if args.command == "emulator":
+            from .emulator.cli import main as emulator_main
+
+            return emulator_main(args.rest)
+        if args.command == "generate":
+            from . import generate
+
+            return int(generate.run(args))
         settings = load_settings(env)
         register_secret(settings.api_key)
         clock = clock or SystemClock()
@@ -205,6 +231,7 @@ def run(
             "error",
             logging.ERROR,
             kind=type(exc).__name__,
+            message=str(exc),
             code=exc.code,
             status=exc.status,
             request_id=exc.request_id,
@@ -219,11 +246,6 @@ def run(
         sys.stderr.write(redact(traceback.format_exc()))
         sys.stderr.write("kb-sync: internal error (a bug); the agent keeps its previous state\n")
         return int(ExitCode.ERROR)
-
-
-def _dispatch_ext(args: argparse.Namespace) -> int:
-    mod = __import__(f"sync.{args.command}", fromlist=["run"])
-    return int(mod.run(args))
 
 
 def _dispatch(

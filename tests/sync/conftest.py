@@ -1,0 +1,110 @@
+"""Fixtures for the sync's tests: an in-process emulator sharing a FakeClock with the CLI."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync.cli import run
+from sync.clock import FakeClock
+from sync.emulator import Backend, emulate
+from tests.canary import CANARY_KEY
+from tests.contract.spec import validate_call
+
+MODEL = "multilingual_e5_large_instruct"
+
+
+def para(seed: str, n: int = 8) -> str:
+    """A body comfortably over the 500-byte RAG floor, distinct per seed (Cyrillic)."""
+    return "\n\n".join(
+        f"Раздел {i} документа {seed}: выручка и показатели мониторинга {seed} за период {i}."
+        for i in range(n)
+    )
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    log: str
+
+
+@dataclass
+class Kit:
+    backend: Backend
+    clock: FakeClock
+    agent_id: str
+    dir: Path
+    records: Path
+    env: dict[str, str] = field(default_factory=dict)
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
+
+    def write(self, name: str, text: str) -> Path:
+        p = self.dir / name
+        p.write_text(text, encoding="utf-8")
+        return p
+
+    def remove(self, name: str) -> None:
+        (self.dir / name).unlink()
+
+    def kb(self, *argv: str, env: dict[str, str] | None = None) -> Result:
+        out = io.StringIO()
+        logs = io.StringIO()
+        handler = logging.StreamHandler(logs)
+        from sync.log import HumanFormatter, RedactFilter
+
+        handler.addFilter(RedactFilter())
+        handler.setFormatter(HumanFormatter())
+        logger = logging.getLogger("sync")
+        logger.addHandler(handler)
+        try:
+            code = run(
+                list(argv),
+                env=env if env is not None else self.env,
+                clock=self.clock,
+                stdout=out,
+                on_exchange=self.exchanges.append,
+            )
+        finally:
+            logger.removeHandler(handler)
+        return Result(code, out.getvalue(), logs.getvalue())
+
+    def push(self, *extra: str) -> Result:
+        return self.kb("push", "--dir", str(self.dir), *extra)
+
+    def writes(self) -> list[Any]:
+        return [c for c in self.backend.calls if c.method != "GET"]
+
+    def managed_kb(self) -> list[dict[str, Any]]:
+        return [e for e in self.backend.agent_kb(self.agent_id) if e["name"].startswith("kb-sync:")]
+
+    def managed_docs(self) -> dict[str, Any]:
+        return {i: d for i, d in self.backend.docs.items() if d.name.startswith("kb-sync:")}
+
+    def file_of(self, entry: dict[str, Any]) -> str:
+        return str(entry["name"]).split(":", 1)[1].rsplit("#", 1)[0]
+
+
+@pytest.fixture
+def kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kit]:
+    clock = FakeClock()
+    backend = Backend(api_key=CANARY_KEY, clock=clock, index_seconds=3.0)
+    agent_id = backend.seed_agent()
+    docs = tmp_path / "quarters"
+    docs.mkdir()
+    records = tmp_path / "runs"
+    monkeypatch.setenv("KB_SYNC_RECORD_DIR", str(records))
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # the per-agent lock file
+    env = {"ELEVENLABS_API_KEY": CANARY_KEY, "ELEVENLABS_AGENT_ID": agent_id}
+    k = Kit(backend, clock, agent_id, docs, records, env)
+    with emulate(backend):
+        yield k
+    # every exchange of the test conforms to the vendored OpenAPI subset
+    for call in backend.calls:
+        validate_call(call)
