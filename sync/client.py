@@ -28,7 +28,7 @@ from .errors import (
     TransportError,
     ValidationFailed,
 )
-from .log import event, redact
+from .log import event, redact, register_secret
 from .retry import RetryPolicy, decide, parse_retry_after
 
 PAGE_SIZE = 100
@@ -87,6 +87,7 @@ class Client:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = api_key
+        register_secret(api_key)  # redacted from every log line, error and recorded exchange
         self.clock = clock or SystemClock()
         self.policy = policy or RetryPolicy()
         self.timeout = timeout

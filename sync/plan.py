@@ -126,7 +126,7 @@ class Plan:
                     extra.append(i.reason)
                 if i.usage_mode == "prompt" and action != "delete":
                     extra.append("usage_mode=prompt")
-                if i.reuse_id:
+                if i.reuse_id and action != "unchanged":
                     extra.append(f"reuses {i.reuse_id}")
                 if i.replaces and action != "delete":
                     extra.append("replaces " + ", ".join(r.id for r in i.replaces))

@@ -90,7 +90,8 @@ def load(path: str | Path) -> dict[str, Any]:
 def latest(agent_id: str, directory: Path | None = None) -> Path:
     directory = directory or record_dir()
     candidates = []
-    for p in sorted(directory.glob("*-push-*.json")) if directory.is_dir() else []:
+    found = list(directory.glob("*-push-*.json")) if directory.is_dir() else []
+    for p in sorted(found, key=lambda f: (f.stat().st_mtime_ns, f.name)):
         try:
             data = json.loads(p.read_text("utf-8"))
         except (OSError, ValueError):

@@ -85,9 +85,7 @@ def test_update_replaces_in_place_then_deletes_old(kit: Kit) -> None:
     assert old["2025-Q2.md"] not in kit.backend.docs  # superseded version deleted
     assert kit.backend.index_status(new_id) == "succeeded"
     # order of writes: create, index, one PATCH, then DELETE
-    kinds = [
-        (c.method, c.path.rsplit("/", 1)[-1]) for c in kit.writes() if c.status < 400
-    ]
+    kinds = [(c.method, c.path.rsplit("/", 1)[-1]) for c in kit.writes() if c.status < 400]
     patch_at = next(i for i, k in enumerate(kinds) if k[0] == "PATCH")
     assert kinds[0] == ("POST", "text")
     assert all(k[0] != "DELETE" for k in kinds[:patch_at])
@@ -362,8 +360,13 @@ def test_5xx_on_reads_is_retried(kit: Kit, status: int) -> None:
 def test_4xx_is_not_retried(kit: Kit) -> None:
     kit.write("a.md", para("a"))
     kit.backend.add_fault(
-        FaultRule(method="GET", path=r"/agents/", times=1, status=403,
-                  body={"detail": {"status": "forbidden", "message": "no"}})
+        FaultRule(
+            method="GET",
+            path=r"/agents/",
+            times=1,
+            status=403,
+            body={"detail": {"status": "forbidden", "message": "no"}},
+        )
     )
     r = kit.push()
     assert r.code != 0
@@ -392,9 +395,19 @@ def test_create_is_never_blindly_retried(kit: Kit, fault: FaultRule) -> None:
 def test_patch_retries_rag_index_not_ready(kit: Kit) -> None:
     kit.write("a.md", para("a"))
     kit.backend.add_fault(
-        FaultRule(method="PATCH", path=r"/agents/", times=2, status=422,
-                  body={"detail": {"status": "rag_index_not_ready",
-                                   "code": "rag_index_not_ready", "message": "not ready"}})
+        FaultRule(
+            method="PATCH",
+            path=r"/agents/",
+            times=2,
+            status=422,
+            body={
+                "detail": {
+                    "status": "rag_index_not_ready",
+                    "code": "rag_index_not_ready",
+                    "message": "not ready",
+                }
+            },
+        )
     )
     r = kit.push()
     assert r.code == 0
@@ -476,9 +489,17 @@ def test_log_lines_prove_each_step(kit: Kit) -> None:
     kit.write("2025-Q2.md", "# new\n\n" + para("log"))
     r = kit.push()
     for needle in (
-        "kb.before", "count=3", "plan summary=", "doc.uploaded file=2025-Q2.md",
-        "index.result file=2025-Q2.md", "status=succeeded", "agent.patched",
-        "count_before=3 count_after=3", "delete.attempt", "outcome=deleted",
-        "run.done", "updated=[\"2025-Q2.md\"]",
+        "kb.before",
+        "count=3",
+        "plan summary=",
+        "doc.uploaded file=2025-Q2.md",
+        "index.result file=2025-Q2.md",
+        "status=succeeded",
+        "agent.patched",
+        "count_before=3 count_after=3",
+        "delete.attempt",
+        "outcome=deleted",
+        "run.done",
+        'updated=["2025-Q2.md"]',
     ):
         assert needle in r.log, needle
