@@ -1,0 +1,572 @@
+"""The acceptance targets: one object per ``--target`` hiding where the agent lives.
+
+- ``emulator``: an in-process :class:`~sync.emulator.Backend` behind ``responses``, one
+  :class:`~sync.clock.FakeClock` shared by the backend and ``sync.cli.run`` (nothing sleeps).
+- ``http``: the same Backend served on 127.0.0.1 with the real clock; ``kb-sync`` runs as a
+  subprocess (``python -m sync``), the exact code path a staging run takes. Faults are injected
+  through the Backend object, which lives in this process.
+- ``staging``: the real ElevenLabs API and one staging agent, guarded by
+  :func:`check_staging_guard`; the run works in its own namespace and cleans up after itself.
+
+Steps talk to a :class:`Target` only through its methods; the fault-injection steps reach for
+``target.backend`` and are tagged ``@fault`` / ``@emulator_only`` (skipped on staging).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_MODEL = "multilingual_e5_large_instruct"
+EMULATOR_BASE = "https://api.elevenlabs.io"
+WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
+READ_ONLY_POSTS = ("/knowledge-base/rag-query",)
+
+
+class StagingRefused(Exception):
+    """The staging guard refused to run (one clear line)."""
+
+
+@dataclass(frozen=True)
+class StagingConfig:
+    api_key: str
+    agent_id: str
+    base_url: str
+
+
+def check_staging_guard(env: Mapping[str, str]) -> StagingConfig:
+    """The staging-only guard: explicit confirmation, never a production agent."""
+    key = env.get("ELEVENLABS_API_KEY", "").strip()
+    agent = env.get("ELEVENLABS_AGENT_ID", "").strip()
+    confirm = env.get("KB_SYNC_STAGING_CONFIRM", "").strip()
+    production = {
+        p.strip() for p in env.get("KB_SYNC_PRODUCTION_AGENT_IDS", "").split(",") if p.strip()
+    }
+    if not key or not agent:
+        raise StagingRefused(
+            "--target staging needs ELEVENLABS_API_KEY and ELEVENLABS_AGENT_ID (the staging "
+            "agent's id)"
+        )
+    if agent in production:
+        raise StagingRefused(
+            f"refusing agent {agent}: it is listed in KB_SYNC_PRODUCTION_AGENT_IDS; the "
+            "acceptance suite only ever runs against a staging agent"
+        )
+    if not confirm:
+        raise StagingRefused(
+            f"--target staging writes to agent {agent}: confirm it is the staging agent with "
+            f"KB_SYNC_STAGING_CONFIRM={agent}"
+        )
+    if confirm != agent:
+        raise StagingRefused(
+            f"KB_SYNC_STAGING_CONFIRM={confirm} does not match ELEVENLABS_AGENT_ID={agent}; "
+            "set it to the staging agent's id"
+        )
+    base = env.get("ELEVENLABS_BASE_URL", "").strip() or EMULATOR_BASE
+    return StagingConfig(api_key=key, agent_id=agent, base_url=base)
+
+
+# --------------------------------------------------------------------------- run results
+
+_LINE = re.compile(r"^\d\d:\d\d:\d\d (\w+)\s+(\S+)(.*)$")
+
+
+def parse_log(text: str) -> list[dict[str, Any]]:
+    """Human (``HH:MM:SS level event k=v ...``) or JSON log lines -> event dicts."""
+    out: list[dict[str, Any]] = []
+    dec = json.JSONDecoder()
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(obj, dict) and "event" in obj:
+                out.append(obj)
+            continue
+        m = _LINE.match(line)
+        if not m:
+            continue
+        ev: dict[str, Any] = {"level": m.group(1), "event": m.group(2)}
+        rest = m.group(3)
+        i = 0
+        while i < len(rest):
+            km = re.compile(r"\s+([\w.]+)=").match(rest, i)
+            if not km:
+                break
+            key, i = km.group(1), km.end()
+            if i < len(rest) and rest[i] in '"[{':
+                try:
+                    val, i = dec.raw_decode(rest, i)
+                except ValueError:
+                    val, i = rest[i:], len(rest)
+            else:
+                vm = re.compile(r"\S*").match(rest, i)
+                assert vm is not None
+                val, i = vm.group(0), vm.end()
+            ev[key] = val
+        out.append(ev)
+    return out
+
+
+@dataclass
+class RunResult:
+    argv: list[str]
+    exit_code: int
+    stdout: str
+    stderr: str
+    calls: list[dict[str, Any]]
+    seconds: float
+    record_dir: Path
+    records: list[Path] = field(default_factory=list)
+
+    @property
+    def command(self) -> str:
+        return "kb-sync " + " ".join(self.argv)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return parse_log(self.stderr)
+
+    def event(self, name: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e.get("event") == name]
+
+    @property
+    def writes(self) -> list[dict[str, Any]]:
+        return [c for c in self.calls if is_write(c)]
+
+    @property
+    def error_lines(self) -> list[str]:
+        return [ln for ln in self.stderr.splitlines() if ln.startswith("kb-sync: error:")]
+
+
+def is_write(call: Mapping[str, Any]) -> bool:
+    method = str(call.get("method", "")).upper()
+    path = str(call.get("path", ""))
+    return method in WRITE_METHODS and not path.endswith(READ_ONLY_POSTS)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+class Target:
+    """What every target offers the steps."""
+
+    name = "?"
+    key: str = ""
+    base_url = EMULATOR_BASE
+    namespace = "kb-sync"
+    supports_faults = False
+
+    baseline = 0  # knowledge base entries the agent has before a scenario seeds anything
+
+    def __init__(self, reports: Path) -> None:
+        self.reports = reports
+        self.outputs: list[str] = []  # every captured stdout/stderr, for the leak scan
+        self.agents_seen: list[str] = []
+
+    # lifecycle
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def begin_scenario(self) -> None: ...
+    def end_scenario(self) -> None: ...
+
+    # world building
+    def new_agent(self, name: str = "Support agent") -> str:
+        raise NotImplementedError
+
+    def seed_document(
+        self,
+        name: str,
+        text: str,
+        agent_id: str | None,
+        usage_mode: str = "auto",
+        content_format: str = "markdown",
+    ) -> str:
+        raise NotImplementedError
+
+    def edit_in_ui(self, doc_id: str, text: str) -> None:
+        raise NotImplementedError
+
+    # inspection
+    def kb(self, agent_id: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def doc(self, doc_id: str) -> dict[str, Any] | None:
+        """``{"id", "name", "text", "updated_at"}`` or None when it does not exist."""
+        raise NotImplementedError
+
+    def index_status(self, doc_id: str) -> str | None:
+        raise NotImplementedError
+
+    def docs_named(self, prefix: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def calls_mark(self) -> int:
+        return 0
+
+    def calls_since(self, mark: int) -> list[dict[str, Any]]:
+        return []
+
+    # the CLI
+    def env(self, agent_id: str) -> dict[str, str]:
+        return {
+            "ELEVENLABS_API_KEY": self.key,
+            "ELEVENLABS_AGENT_ID": agent_id,
+            "ELEVENLABS_BASE_URL": self.base_url,
+            "KB_SYNC_NAMESPACE": self.namespace,
+            "RAG_INDEXING_TIMEOUT": "60",
+        }
+
+    def run(self, argv: list[str], env: dict[str, str], record_dir: Path, cwd: Path) -> RunResult:
+        raise NotImplementedError
+
+    def _collect(self, res: RunResult) -> RunResult:
+        self.outputs += [res.stdout, res.stderr]
+        if res.record_dir.is_dir():
+            res.records = sorted(res.record_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        return res
+
+
+class _BackendTarget(Target):
+    """Emulator and http: a Backend in this process does the seeding and the faults."""
+
+    supports_faults = True
+    backend: Any
+
+    def new_agent(self, name: str = "Support agent") -> str:
+        agent_id = str(self.backend.seed_agent(name=name))
+        self.agents_seen.append(agent_id)
+        return agent_id
+
+    def seed_document(
+        self,
+        name: str,
+        text: str,
+        agent_id: str | None,
+        usage_mode: str = "auto",
+        content_format: str = "markdown",
+    ) -> str:
+        return str(
+            self.backend.seed_document(
+                name,
+                text,
+                content_format=content_format,
+                attach_to=[agent_id] if agent_id else [],
+                usage_mode=usage_mode,
+            )
+        )
+
+    def edit_in_ui(self, doc_id: str, text: str) -> None:
+        body = json.dumps({"content": text}).encode()
+        resp = self.backend.handle(
+            "PATCH", f"/v1/convai/knowledge-base/{doc_id}", {}, {"xi-api-key": self.key}, body
+        )
+        assert resp.status == 200, resp.body
+        # the UI's edit re-indexes: let it finish, as it would before a cron run
+        self.backend.advance(self.backend.index_seconds + 1)
+        self.backend.index_status(doc_id)
+
+    def kb(self, agent_id: str) -> list[dict[str, Any]]:
+        return list(self.backend.agent_kb(agent_id))
+
+    def doc(self, doc_id: str) -> dict[str, Any] | None:
+        d = self.backend.docs.get(doc_id)
+        if d is None:
+            return None
+        return {"id": d.id, "name": d.name, "text": d.text, "updated_at": d.updated_at}
+
+    def index_status(self, doc_id: str) -> str | None:
+        status = self.backend.index_status(doc_id)
+        return None if status is None else str(status)
+
+    def docs_named(self, prefix: str) -> list[dict[str, Any]]:
+        return [
+            {"id": d.id, "name": d.name, "text": d.text}
+            for d in list(self.backend.docs.values())
+            if d.name.startswith(prefix)
+        ]
+
+    def calls_mark(self) -> int:
+        return len(self.backend.calls)
+
+    def calls_since(self, mark: int) -> list[dict[str, Any]]:
+        return [c.to_dict() for c in list(self.backend.calls)[mark:]]
+
+
+@contextlib.contextmanager
+def _environ(values: Mapping[str, str]) -> Iterator[None]:
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class EmulatorTarget(_BackendTarget):
+    name = "emulator"
+
+    def __init__(self, reports: Path, key: str) -> None:
+        super().__init__(reports)
+        self.key = key
+
+    def begin_scenario(self) -> None:
+        from sync.clock import FakeClock
+        from sync.emulator import Backend
+
+        self.clock = FakeClock()
+        self.backend = Backend(api_key=self.key, clock=self.clock, index_seconds=3.0)
+
+    def run(self, argv: list[str], env: dict[str, str], record_dir: Path, cwd: Path) -> RunResult:
+        from sync import cli
+        from sync.emulator import emulate
+
+        out, err = io.StringIO(), io.StringIO()
+        mark = self.calls_mark()
+        t0 = time.perf_counter()
+        with (
+            _environ({"KB_SYNC_RECORD_DIR": str(record_dir)}),
+            emulate(self.backend, self.base_url),
+            contextlib.redirect_stderr(err),
+        ):
+            try:
+                code = cli.run(argv, env=env, clock=self.clock, stdout=out)
+            except SystemExit as exc:  # argparse usage errors
+                code = int(exc.code or 0)
+        return self._collect(
+            RunResult(
+                argv,
+                int(code),
+                out.getvalue(),
+                err.getvalue(),
+                self.calls_since(mark),
+                time.perf_counter() - t0,
+                record_dir,
+            )
+        )
+
+
+class HttpTarget(_BackendTarget):
+    name = "http"
+
+    def __init__(self, reports: Path, key: str) -> None:
+        super().__init__(reports)
+        self.key = key
+
+    def start(self) -> None:
+        from sync.clock import SystemClock
+        from sync.emulator import Backend, serve
+
+        self.clock = SystemClock()
+        self.backend = Backend(api_key=self.key, clock=self.clock, index_seconds=0.3)
+        self.server = serve(self.backend, host="127.0.0.1")
+        self.base_url = self.server.url
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+    def begin_scenario(self) -> None:
+        self.backend.reset()
+        self.backend.after_request.clear()
+
+    def run(self, argv: list[str], env: dict[str, str], record_dir: Path, cwd: Path) -> RunResult:
+        keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+        full = {k: v for k, v in os.environ.items() if k in keep}
+        full.update(env)
+        full["KB_SYNC_RECORD_DIR"] = str(record_dir)
+        full["PYTHONPATH"] = str(ROOT)
+        mark = self.calls_mark()
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "sync", *argv],
+            env=full,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=180,
+            check=False,
+        )
+        return self._collect(
+            RunResult(
+                argv,
+                proc.returncode,
+                proc.stdout,
+                proc.stderr,
+                self.calls_since(mark),
+                time.perf_counter() - t0,
+                record_dir,
+            )
+        )
+
+
+class StagingTarget(Target):
+    """The real API. Seeding goes through the sync's own client; everything it creates is
+    named in this run's namespace and removed at the end, and the agent's knowledge base is
+    put back as it was at session start, even when scenarios fail."""
+
+    name = "staging"
+
+    def __init__(self, reports: Path, config: StagingConfig) -> None:
+        super().__init__(reports)
+        self.config = config
+        self.key = config.api_key
+        self.base_url = config.base_url
+        self.namespace = f"kb-sync-accept-{secrets.token_hex(4)}"
+        self.exchanges: list[dict[str, Any]] = []
+        self.snapshot: list[dict[str, Any]] = []
+
+    def start(self) -> None:
+        from sync.client import Client
+        from sync.log import register_secret
+
+        register_secret(self.key)
+        self.client = Client(self.base_url, self.key, on_exchange=self.exchanges.append)
+        agent = self.client.get_agent(self.config.agent_id)
+        prompt = ((agent.get("conversation_config") or {}).get("agent") or {}).get("prompt") or {}
+        self.snapshot = [dict(e) for e in prompt.get("knowledge_base") or []]
+        self.baseline = len(self.snapshot)
+        self.agents_seen.append(self.config.agent_id)
+
+    def restore(self) -> list[str]:
+        """Put the agent back and delete every doc of this run's namespace. Returns problems."""
+        problems: list[str] = []
+        try:
+            self.client.patch_agent_kb(self.config.agent_id, self.snapshot)
+        except Exception as exc:  # report, go on cleaning
+            problems.append(f"restore of the agent's knowledge base failed: {exc}")
+        for d in self.docs_named(self.namespace):
+            try:
+                self.client.delete_document(str(d["id"]), force=False)
+            except Exception as exc:
+                problems.append(f"could not delete {d['name']} [{d['id']}]: {exc}")
+        return problems
+
+    def stop(self) -> None:
+        problems = self.restore()
+        if problems:
+            raise RuntimeError("staging cleanup: " + "; ".join(problems))
+
+    def begin_scenario(self) -> None:
+        self.restore()
+
+    def new_agent(self, name: str = "Support agent") -> str:
+        return self.config.agent_id
+
+    def _wait_index(self, doc_id: str, timeout: float = 300.0) -> str:
+        deadline = time.time() + timeout
+        pause = 0.3
+        while True:
+            status = str(self.client.compute_index(doc_id, DEFAULT_MODEL).get("status"))
+            if status not in ("new", "created", "processing") or time.time() > deadline:
+                return status
+            time.sleep(pause)
+            pause = min(pause * 1.5, 5.0)
+
+    def seed_document(
+        self,
+        name: str,
+        text: str,
+        agent_id: str | None,
+        usage_mode: str = "auto",
+        content_format: str = "markdown",
+    ) -> str:
+        if not name.startswith(self.namespace):  # unmanaged seeds still carry our namespace
+            name = f"{self.namespace} {name}"
+        doc_id = str(self.client.create_text(name, text)["id"])
+        if usage_mode == "auto":
+            self._wait_index(doc_id)
+        if agent_id:
+            kb = self.kb(agent_id) + [
+                {"type": "text", "name": name, "id": doc_id, "usage_mode": usage_mode}
+            ]
+            self.client.patch_agent_kb(agent_id, kb)
+        return doc_id
+
+    def edit_in_ui(self, doc_id: str, text: str) -> None:
+        self.client.request("PATCH", f"/v1/convai/knowledge-base/{doc_id}", body={"content": text})
+        self._wait_index(doc_id)
+
+    def kb(self, agent_id: str) -> list[dict[str, Any]]:
+        agent = self.client.get_agent(agent_id)
+        prompt = ((agent.get("conversation_config") or {}).get("agent") or {}).get("prompt") or {}
+        return [dict(e) for e in prompt.get("knowledge_base") or []]
+
+    def doc(self, doc_id: str) -> dict[str, Any] | None:
+        from sync.errors import NotFound
+
+        try:
+            meta = self.client.get_document(doc_id)
+            text = self.client.get_content(doc_id)
+        except NotFound:
+            return None
+        updated = (meta.get("metadata") or {}).get("last_updated_at_unix_secs")
+        return {"id": doc_id, "name": meta.get("name"), "text": text, "updated_at": updated}
+
+    def index_status(self, doc_id: str) -> str | None:
+        data = self.client.request("GET", f"/v1/convai/knowledge-base/{doc_id}/rag-index")
+        for idx in data.get("indexes") or []:
+            if idx.get("model") == DEFAULT_MODEL:
+                return str(idx.get("status"))
+        return None
+
+    def docs_named(self, prefix: str) -> list[dict[str, Any]]:
+        return [
+            {"id": d["id"], "name": d.get("name"), "text": None}
+            for d in self.client.list_documents(search=prefix)
+        ]
+
+    def env(self, agent_id: str) -> dict[str, str]:
+        env = super().env(agent_id)
+        env["RAG_INDEXING_TIMEOUT"] = "300"
+        return env
+
+    def run(self, argv: list[str], env: dict[str, str], record_dir: Path, cwd: Path) -> RunResult:
+        from sync import cli
+
+        out, err = io.StringIO(), io.StringIO()
+        calls: list[dict[str, Any]] = []
+        t0 = time.perf_counter()
+        with _environ({"KB_SYNC_RECORD_DIR": str(record_dir)}), contextlib.redirect_stderr(err):
+            try:
+                code = cli.run(argv, env=env, stdout=out, on_exchange=calls.append)
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+        return self._collect(
+            RunResult(
+                argv,
+                int(code),
+                out.getvalue(),
+                err.getvalue(),
+                calls,
+                time.perf_counter() - t0,
+                record_dir,
+            )
+        )
+
+
+def make_target(name: str, reports: Path, key: str) -> Target:
+    if name == "emulator":
+        return EmulatorTarget(reports, key)
+    if name == "http":
+        return HttpTarget(reports, key)
+    if name == "staging":
+        return StagingTarget(reports, check_staging_guard(os.environ))
+    raise ValueError(f"unknown target {name!r}")
