@@ -151,7 +151,13 @@ class Applier:
         start = self.clock.now()
         deadline = start + self.opt.index_wait
         interval = self.opt.poll_start
+        first = True
         while True:
+            if first and any(r.status in PENDING for r in results):
+                # the upload's own compute call just answered: wait before the first poll
+                self.clock.sleep(min(interval, max(0.0, deadline - self.clock.now())))
+                interval = min(interval * 1.5, self.opt.poll_max)
+            first = False
             for r in results:
                 if r.status == "failed" and r.recomputes < self.opt.failed_retries:
                     r.recomputes += 1

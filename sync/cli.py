@@ -66,13 +66,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    env = os.environ if env is None else env
+
     def logging_options(parser: argparse.ArgumentParser, top: bool) -> None:
         # subcommands SUPPRESS their defaults so `kb-sync --log-format json push` is kept
         parser.add_argument(
             "--log-format",
             choices=("human", "json"),
-            default=os.environ.get("KB_SYNC_LOG_FORMAT", "human") if top else argparse.SUPPRESS,
+            default=env.get("KB_SYNC_LOG_FORMAT", "human") if top else argparse.SUPPRESS,
             help="log lines for people (default) or one JSON object a line (cron)",
         )
         parser.add_argument(
@@ -209,9 +211,9 @@ def run(
 ) -> int:
     """Run one command. Tests call this in-process with an injected clock and env."""
     out = stdout or sys.stdout
-    args = build_parser().parse_args(argv)
-    setup(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
     env = os.environ if env is None else env
+    args = build_parser(env).parse_args(argv)
+    setup(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
     try:
         if args.command == "emulator":
             from .emulator.cli import main as emulator_main

@@ -27,6 +27,7 @@ class Settings:
     embedding_model: str = DEFAULT_MODEL
     index_timeout: float = DEFAULT_INDEX_TIMEOUT
     namespace: str = DEFAULT_NAMESPACE
+    record_dir: str = "reports/runs"
 
     def __repr__(self) -> str:  # never show the key
         return (
@@ -102,7 +103,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"KB_SYNC_NAMESPACE={ns!r} is malformed; use 1-40 of a-z 0-9 . _ - "
             "starting with a letter or digit"
         )
+    record_dir = (
+        env.get("KB_SYNC_RECORD_DIR", "").strip()
+        or os.environ.get("KB_SYNC_RECORD_DIR", "").strip()
+        or "reports/runs"
+    )
     return Settings(
+        record_dir=record_dir,
         api_key=key,
         agent_id=agent,
         base_url=base,

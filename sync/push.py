@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ from .errors import ConfigError, ExitCode, GuardRefused, InputError, SyncError
 from .local import LocalDoc, read_folder
 from .log import event
 from .plan import Plan, Snapshot, make_plan
-from .record import RunRecord
+from .record import RunRecord, utc_now
 from .remote import read_agent, take_snapshot
 
 
@@ -95,9 +96,10 @@ def quota_preflight(client: Client, plan: Plan) -> None:
 
 
 @contextlib.contextmanager
-def agent_lock(agent_id: str) -> Iterator[None]:
+def agent_lock(agent_id: str, base_url: str) -> Iterator[None]:
     """One push per agent on this machine at a time (the stale-plan check covers the rest)."""
-    path = Path(tempfile.gettempdir()) / f"kb-sync-{agent_id}.lock"
+    where = hashlib.sha256(base_url.encode()).hexdigest()[:8]
+    path = Path(tempfile.gettempdir()) / f"kb-sync-{agent_id}-{where}.lock"
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     try:
         try:
@@ -128,7 +130,9 @@ def run_plan(
     local = read_folder(args.dir)
     opts = args.options or Options()
     check_small(local, opts.small_docs)
-    snap = take_snapshot(client, settings, local, strict=args.strict_hash)
+    snap = take_snapshot(
+        client, settings, local, strict=args.strict_hash, concurrency=opts.concurrency
+    )
     check_agent(snap, settings)
     plan = make_plan(
         local,
@@ -161,6 +165,7 @@ def push_command(
         return ExitCode.CHANGES_PENDING if args.detailed_exitcode and plan.has_changes else 0
     mass_delete_guard(plan, args.allow_mass_delete)
     record = RunRecord(
+        directory=settings.record_dir,
         kind="push",
         agent_id=settings.agent_id,
         namespace=settings.namespace,
@@ -186,7 +191,7 @@ def push_command(
             requests=client.requests_sent,
         )
         return ExitCode.OK
-    with agent_lock(settings.agent_id):
+    with agent_lock(settings.agent_id, settings.base_url):
         quota_preflight(client, plan)
         applier = Applier(
             client,
@@ -215,9 +220,7 @@ def push_command(
     record.status = "partial" if outcome.exit_code == ExitCode.PARTIAL else "done"
     record.exit_code = int(outcome.exit_code)
     record.requests = client.requests_sent
-    from time import gmtime, strftime
-
-    record.finished_at = strftime("%Y-%m-%dT%H:%M:%SZ", gmtime())
+    record.finished_at = utc_now()
     path = record.write()
     updated = [r.item.file for r in outcome.results if r.attached]
     kept_old = [r.item.file for r in outcome.results if not r.attached]

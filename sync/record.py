@@ -11,6 +11,7 @@ import os
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,15 @@ def record_dir() -> Path:
     return Path(os.environ.get("KB_SYNC_RECORD_DIR", "").strip() or DEFAULT_DIR)
 
 
+def _file_stamp() -> str:
+    """Sortable to the microsecond, so records of one second keep their order."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S.%fZ")
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
 @dataclass
 class RunRecord:
     kind: str  # push | rollback
@@ -31,9 +41,7 @@ class RunRecord:
     namespace: str
     base_url: str
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
-    started_at: str = field(
-        default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    )
+    started_at: str = field(default_factory=utc_now)
     finished_at: str | None = None
     version: str = __version__
     dir: str | None = None
@@ -51,19 +59,21 @@ class RunRecord:
     exit_code: int | None = None
     requests: int = 0
     path: str | None = None
+    directory: str | None = None  # where to write; default KB_SYNC_RECORD_DIR
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("path", None)
+        d.pop("directory", None)
         return d
 
-    def write(self, directory: Path | None = None) -> Path:
-        directory = directory or record_dir()
+    def write(self) -> Path:
+        directory = Path(self.directory) if self.directory else record_dir()
         directory.mkdir(parents=True, exist_ok=True)
         p = (
             Path(self.path)
             if self.path
-            else directory / f"{self.started_at.replace(':', '')}-{self.kind}-{self.run_id}.json"
+            else directory / f"{_file_stamp()}-{self.kind}-{self.run_id}.json"
         )
         tmp = p.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2), "utf-8")

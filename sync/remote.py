@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .client import Client
@@ -39,6 +40,7 @@ def take_snapshot(
     local: list[LocalDoc],
     *,
     strict: bool = False,
+    concurrency: int = 4,
 ) -> Snapshot:
     agent = read_agent(client, settings)
     prompt = agent_prompt(agent)
@@ -53,10 +55,18 @@ def take_snapshot(
         docs=docs,
     )
     by_file = {d.file: d for d in local}
-    for doc_id in content_reads(local, snap, settings.namespace, strict):
+    ids = content_reads(local, snap, settings.namespace, strict)
+
+    def read(doc_id: str) -> tuple[str, str | None]:
         try:
-            content = client.get_content(doc_id)
+            return doc_id, client.get_content(doc_id)
         except NotFound:
+            return doc_id, None
+
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        fetched = list(pool.map(read, ids))
+    for doc_id, content in fetched:
+        if content is None:
             continue
         snap.contents[doc_id] = content
         m = parse(str(docs[doc_id].get("name", "")), settings.namespace)

@@ -35,7 +35,9 @@ def rollback_command(
     as_json: bool = False,
     options: Options | None = None,
 ) -> int:
-    path = Path(record_path) if record_path else latest(settings.agent_id)
+    path = (
+        Path(record_path) if record_path else latest(settings.agent_id, Path(settings.record_dir))
+    )
     rec = load(path)
     if rec["agent_id"] != settings.agent_id:
         raise ConfigError(
@@ -110,6 +112,7 @@ def rollback_command(
 
     opts = options or Options()
     record = RunRecord(
+        directory=settings.record_dir,
         kind="rollback",
         agent_id=settings.agent_id,
         namespace=settings.namespace,
