@@ -41,6 +41,9 @@ test: lint
 	$(MAKE) --no-print-directory unit
 	$(PY) -m pytest tests/acceptance -p allure_pytest_bdd -p no:allure_pytest --target emulator \
 		--alluredir=$(REPORTS)/allure-results --junitxml=$(REPORTS)/junit-acceptance.xml -q
+	# the staging code path: emulator on 127.0.0.1, kb-sync as a subprocess
+	$(PY) -m pytest tests/acceptance -p allure_pytest_bdd -p no:allure_pytest --target http \
+		--alluredir=$(REPORTS)/allure-results --junitxml=$(REPORTS)/junit-acceptance-http.xml -q
 	@echo "Reports: $(abspath $(REPORTS))"
 
 bench: $(STAMP)

@@ -367,10 +367,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     key = STATE.target.key if STATE.target and STATE.target.key else CANARY_KEY
     outputs = STATE.target.outputs if STATE.target else []
     STATE.leaks, STATE.scan_files = _leak_scan(key, reports, outputs)
-    path = reports / HTML_REPORT
+    name = session.config.getoption("--target")
+    suffix = "" if name == "emulator" else f"-{name}"  # one report per target, side by side
+    path = reports / HTML_REPORT.replace(".html", f"{suffix}.html")
     data = _report_data(session)
     write_report(path, data)
-    (reports / "validation-report.json").write_text(
+    (reports / f"validation-report{suffix}.json").write_text(
         json.dumps(data, ensure_ascii=False, indent=1, default=str), "utf-8"
     )
     more, _ = _leak_scan(key, reports, [])  # the HTML report itself too
