@@ -157,12 +157,22 @@ def plan_command(settings: Settings, client: Client, args: PushArgs, out: TextIO
 def push_command(
     settings: Settings, client: Client, clock: Clock, args: PushArgs, out: TextIO
 ) -> int:
-    opts = args.options or Options()
-    plan, local, snap = run_plan(settings, client, args, out)
     if args.dry_run:
+        plan, _, _ = run_plan(settings, client, args, out)
         emit(out, args, plan)
         event("run.dry_run", summary=plan.summary(), writes=client.writes_sent)
         return ExitCode.CHANGES_PENDING if args.detailed_exitcode and plan.has_changes else 0
+    # the lock is held from the plan on: a push that planned while another was applying
+    # would upload what the other has just uploaded
+    with agent_lock(settings.agent_id, settings.base_url):
+        return _apply_push(settings, client, clock, args, out)
+
+
+def _apply_push(
+    settings: Settings, client: Client, clock: Clock, args: PushArgs, out: TextIO
+) -> int:
+    opts = args.options or Options()
+    plan, local, snap = run_plan(settings, client, args, out)
     mass_delete_guard(plan, args.allow_mass_delete)
     record = RunRecord(
         directory=settings.record_dir,
@@ -191,32 +201,31 @@ def push_command(
             requests=client.requests_sent,
         )
         return ExitCode.OK
-    with agent_lock(settings.agent_id, settings.base_url):
-        quota_preflight(client, plan)
-        applier = Applier(
-            client,
-            clock,
-            settings.agent_id,
-            settings.namespace,
-            settings.embedding_model,
-            opts,
-            record,
+    quota_preflight(client, plan)
+    applier = Applier(
+        client,
+        clock,
+        settings.agent_id,
+        settings.namespace,
+        settings.embedding_model,
+        opts,
+        record,
+    )
+    texts = {d.file: d.text for d in local}
+    try:
+        outcome = applier.run(plan, texts, snap.kb, lambda: read_agent(client, settings))
+    except SyncError as exc:
+        record.status, record.exit_code = "failed", int(exc.exit_code)
+        record.requests = client.requests_sent
+        record.write()
+        event(
+            "run.failed",
+            logging.ERROR,
+            error=str(exc),
+            record=record.path,
+            note="the agent still points at its previous documents",
         )
-        texts = {d.file: d.text for d in local}
-        try:
-            outcome = applier.run(plan, texts, snap.kb, lambda: read_agent(client, settings))
-        except SyncError as exc:
-            record.status, record.exit_code = "failed", int(exc.exit_code)
-            record.requests = client.requests_sent
-            record.write()
-            event(
-                "run.failed",
-                logging.ERROR,
-                error=str(exc),
-                record=record.path,
-                note="the agent still points at its previous documents",
-            )
-            raise
+        raise
     record.status = "partial" if outcome.exit_code == ExitCode.PARTIAL else "done"
     record.exit_code = int(outcome.exit_code)
     record.requests = client.requests_sent

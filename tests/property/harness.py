@@ -1,0 +1,315 @@
+"""Shared test harness for the safety suites (property, bad input, secrets, concurrency).
+
+- :func:`run_cli` runs ``kb-sync`` in-process with captured stdout/stderr;
+- :class:`Watch` checks the safety invariants on the emulator's state after every request
+  (installed as a ``Backend.after_request`` hook) and records violations instead of raising
+  (the CLI turns stray exceptions into exit 1, which would hide them);
+- :class:`Crasher` kills a run at a chosen request, as a killed cron would: the process dies
+  before (or just after) the server committed that request, and sends nothing more.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sync.cli import run
+from sync.clock import FakeClock
+from sync.emulator import Backend, Call
+from sync.naming import parse
+
+BASE = "https://api.elevenlabs.io"
+MODEL = "multilingual_e5_large_instruct"
+NS = "kb-sync"
+
+
+STATS: dict[str, Any] = {
+    "examples": 0,
+    "steps": 0,
+    "pushes": 0,
+    "convergence_pushes": 0,
+    "requests_checked": 0,
+    "faults": Counter(),
+    "crashes": 0,
+    "crashes_after_commit": 0,
+    "exit_codes": Counter(),
+    "reuploads_while_unindexed_copy_existed": 0,
+}
+
+FILES = ("a.md", "b.md", "Q1 notes.md", "отчёт.md")
+SIZES = (12, 150, 498, 499, 500, 501, 502, 700, 1500)
+LAT = ("delivery", "refund", "warranty", "pricing", "support", "quarter", "revenue", "policy")
+CYR = ("доставка", "возврат", "гарантия", "цена", "поддержка", "квартал", "выручка", "отчёт")
+# unmanaged names a person might use: a legacy look-alike of a local file, names sharing our
+# prefix without being ours, plain names
+UNMANAGED_NAMES = ("Pricing FAQ", "a.md", "b", "kb-sync notes", "kb-sync:draft", "Доставка")
+
+
+def make_text(nbytes: int, cyrillic: bool, salt: int) -> str:
+    words = CYR if cyrillic else LAT
+    text = f"# {salt}\n\n"
+    i = salt
+    while len(text.encode()) < nbytes:
+        text += words[i % len(words)] + (" " if i % 9 else "\n")
+        i += 1
+    cut = text.encode()[:nbytes].decode("utf-8", "ignore")
+    return cut + "." * (nbytes - len(cut.encode()))
+
+
+def same_size_edit(text: str, pos: int) -> str:
+    """Swap one letter for another of the same UTF-8 width: same size, new content."""
+    letters = [i for i, c in enumerate(text) if c.isalpha()]
+    i = letters[pos % len(letters)]
+    c = text[i]
+    new = ("x" if c != "x" else "y") if c.isascii() else ("ж" if c != "ж" else "щ")
+    assert len(new.encode()) == len(c.encode())
+    return text[:i] + new + text[i + 1 :]
+
+
+class Crash(BaseException):  # noqa: N818 - not an Exception: nothing in the sync may catch it
+    """The process died (SIGKILL): raised from inside a request, never caught by the sync."""
+
+
+@dataclass
+class CliResult:
+    code: int | None
+    out: str
+    err: str
+    crashed: bool = False
+
+
+def run_cli(
+    argv: list[str],
+    env: dict[str, str],
+    clock: FakeClock,
+    on_exchange: Callable[[dict[str, Any]], None] | None = None,
+) -> CliResult:
+    out, err = io.StringIO(), io.StringIO()
+    crashed = False
+    code: int | None = None
+    with contextlib.redirect_stderr(err):
+        try:
+            code = run(argv, env=env, clock=clock, stdout=out, on_exchange=on_exchange)
+        except Crash:
+            crashed = True
+        except SystemExit as exc:  # argparse
+            code = int(exc.code or 0)
+    return CliResult(code, out.getvalue(), err.getvalue(), crashed)
+
+
+def env_for(agent_id: str, key: str, **extra: str) -> dict[str, str]:
+    return {"ELEVENLABS_API_KEY": key, "ELEVENLABS_AGENT_ID": agent_id, **extra}
+
+
+def writes(backend: Backend) -> list[Call]:
+    return [c for c in backend.calls if c.method != "GET"]
+
+
+def detach(backend: Backend, agent_id: str, doc_id: str) -> None:
+    """A person removes an entry in the ElevenLabs UI (the agent's version moves on)."""
+    with backend.lock:
+        agent = backend.agents[agent_id]
+        kb = backend._kb(agent)
+        kb[:] = [loc for loc in kb if loc["id"] != doc_id]
+        backend._bump(agent)
+
+
+def indexed(backend: Backend, doc_id: str, model: str = MODEL) -> bool:
+    """Index succeeded, read without deciding anything (no side effect on the emulator)."""
+    idx = backend.indexes.get((doc_id, model))
+    return idx is not None and idx.terminal == "succeeded"
+
+
+class Crasher:
+    """Wraps ``backend.handle``: at API request number ``at`` (1-based) the process dies,
+    before the server sees it (``after_commit=False``) or right after it committed it."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.at: int | None = None
+        self.after_commit = False
+        self.count = 0
+        self.dead = False
+        self.fired = False
+        self._orig = backend.handle
+        backend.handle = self._handle  # type: ignore[method-assign]
+
+    def arm(self, at: int | None, after_commit: bool = False) -> None:
+        self.at, self.after_commit, self.count, self.dead, self.fired = (
+            at,
+            after_commit,
+            0,
+            False,
+            False,
+        )
+
+    def _handle(self, method: str, path: str, *args: Any, **kw: Any) -> Any:
+        if path.startswith("/_emulator"):
+            return self._orig(method, path, *args, **kw)
+        if self.dead:
+            raise Crash("process already dead")
+        self.count += 1
+        if self.at is not None and self.count == self.at:
+            self.dead = self.fired = True
+            if self.after_commit:
+                self._orig(method, path, *args, **kw)
+            raise Crash(f"killed at request {self.count} ({method} {path})")
+        return self._orig(method, path, *args, **kw)
+
+
+@dataclass
+class Watch:
+    """The safety invariants, checked against the emulator's state (not the sync's view)."""
+
+    backend: Backend
+    agent_id: str
+    other_id: str | None = None
+    namespace: str = NS
+    model: str = MODEL
+    unmanaged_docs: dict[str, tuple[str, str]] = field(default_factory=dict)  # id->(name,text)
+    unmanaged_entries: list[dict[str, Any]] = field(default_factory=list)  # expected, in order
+    other_entries: list[str] = field(default_factory=list)  # ids expected on the other agent
+    violations: list[str] = field(default_factory=list)
+    reuploads_unindexed: int = 0  # a create while an unindexed copy of that version existed
+    requests_checked: int = 0
+
+    def install(self) -> None:
+        self.backend.after_request.append(self.on_call)
+
+    def on_call(self, backend: Backend, call: Call) -> None:
+        self.requests_checked += 1
+        created = call.method == "POST" and call.path.endswith("/knowledge-base/text")
+        if created and call.status == 200 and isinstance(call.response_json, dict):
+            self._check_create(str(call.response_json["id"]))
+        self.check(f"after {call.method} {call.path} -> {call.status}")
+
+    def _check_create(self, new_id: str) -> None:
+        b = self.backend
+        new = b.docs.get(new_id)
+        if new is None or parse(new.name, self.namespace) is None:
+            return
+        for d in b.docs.values():
+            if d.id == new_id or d.name != new.name or d.text != new.text:
+                continue
+            state = "indexed" if indexed(b, d.id, self.model) else "not indexed yet"
+            self.violations.append(
+                f"uploaded {new.name} again ({new_id}) while {d.id} with the same content "
+                f"already exists ({state})"
+            )
+            if state != "indexed":
+                self.reuploads_unindexed += 1
+
+    def _fail(self, where: str, what: str) -> None:
+        msg = f"{what} [{where}]"
+        if msg not in self.violations:
+            self.violations.append(msg)
+
+    def check(self, where: str = "step") -> None:
+        b = self.backend
+        with b.lock:
+            kb = b._kb(b.agents[self.agent_id])
+            for e in kb:
+                doc = b.docs.get(e["id"])
+                if doc is None:
+                    self._fail(where, f"agent references missing doc {e['id']} ({e.get('name')})")
+                elif e.get("usage_mode", "auto") == "auto" and not indexed(b, doc.id, self.model):
+                    idx = b.indexes.get((doc.id, self.model))
+                    self._fail(
+                        where,
+                        f"agent references auto doc {doc.name} ({doc.id}) with index "
+                        f"{None if idx is None else idx.terminal or 'pending'}",
+                    )
+            got = [
+                {k: e.get(k) for k in ("id", "name", "usage_mode")}
+                for e in kb
+                if parse(str(e.get("name", "")), self.namespace) is None
+            ]
+            want = [
+                {k: e.get(k) for k in ("id", "name", "usage_mode")} for e in self.unmanaged_entries
+            ]
+            if got != want:
+                self._fail(where, f"unmanaged entries changed: want {want}, got {got}")
+            for doc_id, (name, text) in self.unmanaged_docs.items():
+                doc = b.docs.get(doc_id)
+                if doc is None:
+                    self._fail(where, f"unmanaged doc {name} ({doc_id}) was deleted")
+                elif (doc.name, doc.text) != (name, text):
+                    self._fail(where, f"unmanaged doc {name} ({doc_id}) was modified")
+            if self.other_id is not None:
+                other = [e["id"] for e in b._kb(b.agents[self.other_id])]
+                if other != self.other_entries:
+                    self._fail(
+                        where,
+                        f"the other agent's knowledge base changed: want {self.other_entries}, "
+                        f"got {other} (a force delete of a shared doc?)",
+                    )
+
+    def end_state_problems(
+        self,
+        local: dict[str, str],
+        allow_shared_orphans: bool = True,
+        unverified: frozenset[str] = frozenset(),
+    ) -> list[str]:
+        """What is wrong with the workspace compared to a fully synced folder.
+
+        ``unverified``: files whose server copy was tampered with at the same name and size
+        (a UI edit): only a ``--strict-hash`` run is expected to see that."""
+        from sync.local import RAG_MIN_BYTES
+        from sync.naming import fingerprint, managed_name
+
+        b = self.backend
+        problems: list[str] = []
+        with b.lock:
+            kb = b._kb(b.agents[self.agent_id])
+            managed = [e for e in kb if parse(str(e.get("name", "")), self.namespace)]
+            by_file: dict[str, list[dict[str, Any]]] = {}
+            for e in managed:
+                m = parse(str(e["name"]), self.namespace)
+                assert m is not None
+                by_file.setdefault(m.file, []).append(e)
+            for file, text in local.items():
+                entries = by_file.pop(file, [])
+                if len(entries) != 1:
+                    problems.append(f"{file}: {len(entries)} entries on the agent, want 1")
+                    continue
+                e = entries[0]
+                doc = b.docs.get(e["id"])
+                want_name = managed_name(self.namespace, file, fingerprint(text))
+                small = len(text.encode()) < RAG_MIN_BYTES
+                if doc is None:
+                    problems.append(f"{file}: entry {e['id']} points at no doc")
+                    continue
+                if e["name"] != want_name or (doc.text != text and file not in unverified):
+                    problems.append(f"{file}: entry {e['name']} holds stale content")
+                if e.get("usage_mode", "auto") != ("prompt" if small else "auto"):
+                    problems.append(f"{file}: usage_mode {e.get('usage_mode')}")
+                if not small and not indexed(b, doc.id, self.model):
+                    problems.append(f"{file}: not indexed")
+            for file, entries in by_file.items():
+                problems.append(f"{file}: removed locally but still attached ({len(entries)})")
+            attached = {e["id"] for e in kb}
+            shared = set(self.other_entries) if allow_shared_orphans else set()
+            for d in b.docs.values():
+                if parse(d.name, self.namespace) and d.id not in attached and d.id not in shared:
+                    problems.append(f"managed orphan left: {d.name} ({d.id})")
+        return problems
+
+
+@contextlib.contextmanager
+def record_dir(path: str) -> Iterator[None]:
+    """Run records go to ``path`` (the sync reads KB_SYNC_RECORD_DIR from os.environ)."""
+    import os
+
+    old = os.environ.get("KB_SYNC_RECORD_DIR")
+    os.environ["KB_SYNC_RECORD_DIR"] = path
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("KB_SYNC_RECORD_DIR", None)
+        else:
+            os.environ["KB_SYNC_RECORD_DIR"] = old
