@@ -26,7 +26,7 @@ from .log import event
 from .naming import parse
 from .plan import Item, Plan, Ref
 from .record import RunRecord
-from .remote import agent_kb
+from .remote import agent_kb, other_dependents
 
 PENDING = ("new", "created", "processing")
 TERMINAL_BAD = ("failed", "rag_limit_exceeded", "document_too_small", "cannot_index_folder")
@@ -50,7 +50,7 @@ class DocResult:
     item: Item
     doc_id: str | None = None
     uploaded: bool = False
-    status: str = "pending"  # index status, or 'not_needed' / 'upload_failed' / 'skipped'
+    status: str = "new"  # index status (pending until told), or not_needed / upload_failed
     usage_mode: str = "auto"
     seconds: float = 0.0
     recomputes: int = 0
@@ -105,6 +105,7 @@ class Applier:
         self.opt = options
         self.record = record
         self._quota_hit = threading.Event()
+        self.known_ids: dict[str, set[str]] = {}  # name -> ids that existed before the run
         self._texts: dict[str, str] = {}
 
     # -- 1. upload ---------------------------------------------------------------------------
@@ -119,7 +120,11 @@ class Applier:
         else:
             assert item.name is not None and item.file is not None
             try:
-                created = self.client.create_text(item.name, self._texts[item.file])
+                created = self.client.create_text(
+                    item.name,
+                    self._texts[item.file],
+                    known_ids=frozenset(self.known_ids.get(item.name, ())),
+                )
             except SyncError as exc:
                 r.status, r.error = "upload_failed", str(exc)
                 event("doc.upload_failed", logging.ERROR, file=item.file, error=str(exc))
@@ -210,7 +215,7 @@ class Applier:
         }
         deleted_files = {i.file for i in plan.items if i.action == "delete"}
         out: list[dict[str, Any]] = []
-        emitted: set[str] = set()
+        attached: set[str] = set()
         for entry in current:
             eid = str(entry.get("id"))
             m = parse(str(entry.get("name", "")), self.namespace)
@@ -218,24 +223,21 @@ class Applier:
             if file is None:
                 out.append(entry)  # unmanaged: untouched, in place
                 continue
-            if file in emitted or file in deleted_files:
+            if file in deleted_files:
                 continue
             r = by_file.get(file)
             if r is not None and r.ready:
-                out.append(self._locator(r))
-                r.attached = True
-                emitted.add(file)
-            elif r is not None and r.item.action == "skip":
-                out.append(entry)
-                emitted.add(file)
-            else:
-                out.append(entry)  # the change did not make it: the old version stays
-                emitted.add(file)
+                if file not in attached:  # the new version takes the first entry's place
+                    out.append(self._locator(r))
+                    r.attached = True
+                    attached.add(file)
+                continue  # older versions and duplicates go
+            out.append(entry)  # no change, or it did not make it: every entry stays as is
         for r in results:
-            if r.item.file not in emitted and r.ready and r.item.action != "skip":
+            if r.item.file not in attached and r.ready:
                 out.append(self._locator(r))
                 r.attached = True
-                emitted.add(str(r.item.file))
+                attached.add(str(r.item.file))
         return out
 
     def _locator(self, r: DocResult) -> dict[str, Any]:
@@ -271,6 +273,8 @@ class Applier:
         }
         for attempt in range(self.opt.linger_attempts + 1):
             if attempt == self.opt.linger_attempts:
+                if self._kept_for_others(ref, out, attempt):  # checked again right before force
+                    return out
                 out["forced"] = True
             out["attempts"] = attempt + 1
             try:
@@ -283,6 +287,7 @@ class Applier:
                     attempt=attempt + 1,
                     force=out["forced"],
                     outcome=out["outcome"],
+                    reason=ref.reason,
                 )
                 return out
             except NotFound:
@@ -308,20 +313,7 @@ class Applier:
                         error=str(exc),
                     )
                     return out
-            others = self._other_dependents(ref.id)
-            if others:
-                out["outcome"] = "kept"
-                out["kept_because"] = f"used by {', '.join(others)}"
-                event(
-                    "delete.attempt",
-                    logging.WARNING,
-                    id=ref.id,
-                    name=ref.name,
-                    attempt=attempt + 1,
-                    outcome="kept",
-                    used_by=others,
-                    note="never force-deleted: another agent or branch uses it",
-                )
+            if self._kept_for_others(ref, out, attempt):
                 return out
             event(
                 "delete.attempt",
@@ -334,19 +326,26 @@ class Applier:
             self.clock.sleep(float(2**attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _other_dependents(self, doc_id: str) -> list[str]:
+    def _kept_for_others(self, ref: Ref, out: dict[str, Any], attempt: int) -> bool:
         try:
-            deps = self.client.dependent_agents(doc_id)
+            others = other_dependents(self.client, ref.id, self.agent_id)
         except ApiError as exc:
-            return [f"unknown dependents ({exc.code or exc.status})"]
-        others = []
-        for a in deps.get("agents") or []:
-            if a.get("type") == "unknown":
-                others.append("an agent you cannot see")
-            elif a.get("id") != self.agent_id:
-                others.append(f"agent {a.get('id')}")
-        others += [f"branch {b.get('id', b)}" for b in deps.get("branches") or []]
-        return others
+            others = [f"unknown dependents ({exc.code or exc.status})"]
+        if not others:
+            return False
+        out["outcome"] = "kept"
+        out["kept_because"] = f"used by {', '.join(others)}"
+        event(
+            "delete.attempt",
+            logging.WARNING,
+            id=ref.id,
+            name=ref.name,
+            attempt=attempt + 1,
+            outcome="kept",
+            used_by=others,
+            note="never force-deleted: another agent or branch uses it",
+        )
+        return True
 
     # -- the whole apply ---------------------------------------------------------------------
     def run(
@@ -399,11 +398,11 @@ class Applier:
         # 3. stale-plan check, then one PATCH
         agent = read_agent()
         current = agent_kb(agent)
+        adopted = {ref.id for i in plan.items if i.action == "adopt" for ref in i.replaces}
         current_managed = [
             str(e.get("id"))
             for e in current
-            if parse(str(e.get("name", "")), self.namespace)
-            or str(e.get("id")) in {ref.id for i in plan.items for ref in i.replaces}
+            if parse(str(e.get("name", "")), self.namespace) or str(e.get("id")) in adopted
         ]
         if current_managed != plan.managed_ids:
             raise GuardRefused(
@@ -415,12 +414,12 @@ class Applier:
             e.get("usage_mode", "auto") for e in desired
         ] != [e.get("usage_mode", "auto") for e in current]:
             after = agent_kb(self.patch(desired))  # PATCH answers with the agent: read-back
+            self.record.patched = True
             if [e.get("id") for e in after] != [e.get("id") for e in desired]:
                 raise SyncError(
                     "the agent's knowledge base read back differs from what was sent; "
                     "nothing was deleted"
                 )
-            self.record.patched = True
             event(
                 "agent.patched",
                 agent=self.agent_id,
@@ -447,6 +446,15 @@ class Applier:
         for r in results:  # this run's uploads that did not make it, and will not
             if r.uploaded and not r.attached and r.doc_id and r.status not in PENDING:
                 to_delete.append(Ref(r.doc_id, str(r.item.name), f"not attached: {r.status}"))
+            elif (  # an orphan reused from an earlier run, still not indexed: start afresh
+                r.item.reuse_id
+                and r.item.reuse_id not in plan.managed_ids
+                and not r.attached
+                and r.status in PENDING
+            ):
+                to_delete.append(
+                    Ref(r.item.reuse_id, str(r.item.name), f"still {r.status} a run later")
+                )
         self._save_contents(to_delete)
         deletions = [self.delete_safely(ref) for ref in to_delete]
         self.record.deletions = deletions

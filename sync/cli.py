@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -270,18 +271,25 @@ def _dispatch(
             return plan_command(settings, client, pargs, out)
         return push_command(settings, client, clock, pargs, out)
     if args.command == "rollback":
+        from .push import agent_lock
         from .rollback import rollback_command
 
-        return rollback_command(
-            settings,
-            client,
-            clock,
-            out,
-            record_path=args.record,
-            dry_run=args.dry_run,
-            as_json=args.json,
-            options=_options(args, settings.index_timeout),
+        lock = (
+            contextlib.nullcontext()
+            if args.dry_run
+            else agent_lock(settings.agent_id, settings.base_url)
         )
+        with lock:
+            return rollback_command(
+                settings,
+                client,
+                clock,
+                out,
+                record_path=args.record,
+                dry_run=args.dry_run,
+                as_json=args.json,
+                options=_options(args, settings.index_timeout),
+            )
     if args.command == "status":
         from .status import status_command
 

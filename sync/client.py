@@ -139,7 +139,11 @@ class Client:
                 resp = self._session().request(
                     method, url, params=params, json=body, timeout=self.timeout
                 )
-            except (requests.ConnectionError, requests.Timeout) as exc:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as exc:
                 self._record(method, path, params, body, None, None, str(exc))
                 delay = decide(self.policy, attempt, transport_error=True, idempotent=idempotent)
                 event(
@@ -284,16 +288,31 @@ class Client:
     def find_by_name(self, name: str) -> list[Json]:
         return [d for d in self.list_documents(search=name) if d.get("name") == name]
 
-    def create_text(self, name: str, text: str, *, max_attempts: int = 3) -> Json:
+    def create_text(
+        self,
+        name: str,
+        text: str,
+        *,
+        max_attempts: int = 3,
+        known_ids: frozenset[str] = frozenset(),
+    ) -> Json:
         """Create a text document without ever creating it twice.
 
         After an ambiguous failure (5xx, timeout, dropped connection) the document may exist:
-        look for it by its exact name (names carry a content fingerprint) before creating again.
+        look for it by its exact name (names carry a content fingerprint) and size before
+        creating again. ``known_ids``: documents of that name that existed before (an edit in
+        the UI keeps the name), which are not this create's result.
         """
+        size = len(text.encode("utf-8"))
         last: ApiError | None = None
         for attempt in range(max_attempts):
             if attempt:
-                found = self.find_by_name(name)
+                found = [
+                    d
+                    for d in self.find_by_name(name)
+                    if str(d.get("id")) not in known_ids
+                    and (d.get("metadata") or {}).get("size_bytes", size) == size
+                ]
                 if found:
                     event("doc.create.recovered", name=name, id=found[0]["id"])
                     return {"id": found[0]["id"], "name": name}
@@ -331,10 +350,12 @@ class Client:
     def rag_overview(self) -> Json:
         return dict(self.request("GET", "/v1/convai/knowledge-base/rag-index"))
 
-    def dependent_agents(self, doc_id: str) -> Json:
+    def dependent_agents(self, doc_id: str, cursor: str | None = None) -> Json:
         return dict(
             self.request(
-                "GET", f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/dependent-agents"
+                "GET",
+                f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/dependent-agents",
+                params={"cursor": cursor} if cursor else None,
             )
         )
 

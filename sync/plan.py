@@ -39,6 +39,8 @@ class Snapshot:
     docs: dict[str, dict[str, Any]]  # id -> list item (name, metadata.size_bytes, ...)
     contents: dict[str, str] = field(default_factory=dict)  # id -> content (strict hash)
     formats: dict[str, str] = field(default_factory=dict)  # id -> content_format
+    # managed-named docs another agent uses (a namespace shared by agents): never orphans
+    foreign: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -217,7 +219,6 @@ def make_plan(
     attached: dict[str, list[dict[str, Any]]] = {}  # file -> managed entries, agent order
     legacy_attached: dict[str, list[dict[str, Any]]] = {}
     legacy_notes: list[Ref] = []
-    managed_ids: list[str] = []
     attached_ids: set[str] = set()
     for entry in snap.kb:
         eid = str(entry.get("id"))
@@ -225,13 +226,11 @@ def make_plan(
         m = parse(str(entry.get("name", "")), namespace)
         if m is not None:
             attached.setdefault(m.file, []).append(entry)
-            managed_ids.append(eid)
             continue
         owner = legacy_owner.get(str(entry.get("name", "")))
         if owner is not None and entry.get("type", "text") == "text":
             if adopt_legacy:
                 legacy_attached.setdefault(owner, []).append(entry)
-                managed_ids.append(eid)
             else:
                 legacy_notes.append(Ref(eid, str(entry.get("name")), f"looks like {owner}"))
 
@@ -316,6 +315,13 @@ def make_plan(
     orphans = [
         Ref(i, str(d.get("name")), "orphan: attached nowhere")
         for i, d in sorted(orphan_docs.items(), key=lambda kv: str(kv[1].get("name")))
-        if i not in reused
+        if i not in reused and i not in snap.foreign  # another agent's: reusable, not ours to clean
+    ]
+    # the entries this plan may touch, in the agent's order: the stale-plan check compares them
+    adopted = {r.id for i in items if i.action == "adopt" for r in i.replaces}
+    managed_ids = [
+        str(e.get("id"))
+        for e in snap.kb
+        if parse(str(e.get("name", "")), namespace) or str(e.get("id")) in adopted
     ]
     return Plan(items, orphans, legacy_notes, managed_ids, strict)

@@ -212,9 +212,18 @@ def _apply_push(
         record,
     )
     texts = {d.file: d.text for d in local}
+    for doc_id, doc in snap.docs.items():
+        applier.known_ids.setdefault(str(doc.get("name")), set()).add(doc_id)
     try:
         outcome = applier.run(plan, texts, snap.kb, lambda: read_agent(client, settings))
     except SyncError as exc:
+        if record.patched:  # the failure came after the PATCH: the agent is already updated
+            late = SyncError(
+                f"{exc}; the agent already points at the new, indexed documents; "
+                "some superseded ones may remain: the next run cleans them up"
+            )
+            late.exit_code = ExitCode.PARTIAL
+            exc = late
         record.status, record.exit_code = "failed", int(exc.exit_code)
         record.requests = client.requests_sent
         record.write()
@@ -223,8 +232,12 @@ def _apply_push(
             logging.ERROR,
             error=str(exc),
             record=record.path,
-            note="the agent still points at its previous documents",
+            note="agent updated, cleanup incomplete"
+            if record.patched
+            else "the agent still points at its previous documents",
         )
+        if exc.exit_code == ExitCode.PARTIAL:
+            raise exc from None
         raise
     record.status = "partial" if outcome.exit_code == ExitCode.PARTIAL else "done"
     record.exit_code = int(outcome.exit_code)

@@ -34,6 +34,41 @@ def read_agent(client: Client, settings: Settings) -> dict[str, Any]:
         ) from None
 
 
+def foreign_docs(client: Client, settings: Settings, snap: Snapshot) -> set[str]:
+    """Managed-named docs this agent does not reference but another agent (or branch) does:
+    agents sharing a namespace must not see each other's documents as orphans. One request per
+    such doc; there are none when each agent has its own namespace."""
+    attached = {str(e.get("id")) for e in snap.kb}
+    out: set[str] = set()
+    for doc_id, doc in snap.docs.items():
+        if doc_id in attached or parse(str(doc.get("name", "")), settings.namespace) is None:
+            continue
+        try:
+            users = other_dependents(client, doc_id, settings.agent_id)
+        except ApiError:
+            users = ["unknown"]
+        if users:
+            out.add(doc_id)
+    return out
+
+
+def other_dependents(client: Client, doc_id: str, agent_id: str) -> list[str]:
+    """Every agent or branch other than ``agent_id`` that uses the doc (all pages)."""
+    others: list[str] = []
+    cursor: str | None = None
+    while True:
+        deps = client.dependent_agents(doc_id, cursor=cursor)
+        for a in deps.get("agents") or []:
+            if a.get("type") == "unknown":
+                others.append("an agent you cannot see")
+            elif a.get("id") != agent_id:
+                others.append(f"agent {a.get('id')}")
+        others += [f"branch {b.get('id', b)}" for b in deps.get("branches") or []]
+        cursor = deps.get("next_cursor")
+        if not deps.get("has_more") or not cursor:
+            return others
+
+
 def take_snapshot(
     client: Client,
     settings: Settings,
@@ -78,6 +113,7 @@ def take_snapshot(
                 )
             except ApiError as exc:
                 event("strict.format_unknown", logging.WARNING, id=doc_id, error=exc.code)
+    snap.foreign = foreign_docs(client, settings, snap)
     event(
         "remote.read",
         agent=settings.agent_id,

@@ -48,11 +48,23 @@ def rollback_command(
     saved: dict[str, dict[str, Any]] = rec.get("saved") or {}
     current = agent_kb(read_agent(client, settings))
     before_ids = {str(e.get("id")) for e in before}
+    current_ids = {str(e.get("id")) for e in current}
+    adopted = {
+        str(r["id"])
+        for i in (rec.get("plan") or {}).get("items", [])
+        if i.get("action") == "adopt"
+        for r in i.get("replaces", [])
+    }
+
+    def owned(e: dict[str, Any]) -> bool:  # what the push could have changed
+        return bool(parse(str(e.get("name", "")), settings.namespace)) or str(e["id"]) in adopted
 
     keep: list[dict[str, Any]] = []
     recreate: list[dict[str, Any]] = []
     missing: list[dict[str, Any]] = []
     for e in before:
+        if not owned(e):
+            continue  # unmanaged entries stay as they are now (a person may have moved them)
         try:
             client.get_document(str(e["id"]))
             keep.append(e)
@@ -64,12 +76,8 @@ def rollback_command(
             f"{path}: cannot restore {names}: deleted and not saved in the record; nothing "
             "was changed"
         )
-    extra = [
-        e
-        for e in current
-        if str(e.get("id")) not in before_ids
-        and parse(str(e.get("name", "")), settings.namespace) is None
-    ]
+    extra = [e for e in current if str(e.get("id")) not in before_ids and not owned(e)]
+    removed_since = [e for e in before if not owned(e) and str(e["id"]) not in current_ids]
     created_names = {str(c["id"]): str(c.get("name")) for c in rec.get("created") or []}
     created_ids = list(created_names)
     steps = {
@@ -77,6 +85,9 @@ def rollback_command(
         "restore": [{"id": e["id"], "name": e.get("name")} for e in before],
         "recreate": [{"id": e["id"], "name": e.get("name")} for e in recreate],
         "keep_unmanaged_added_since": [{"id": e["id"], "name": e.get("name")} for e in extra],
+        "unmanaged_removed_since_stay_removed": [
+            {"id": e["id"], "name": e.get("name")} for e in removed_since
+        ],
         "delete_created": created_ids,
     }
     summary = (
@@ -151,7 +162,12 @@ def rollback_command(
                 + ", ".join(f"{r.item.name}: {r.status}" for r in bad)
                 + "); the agent was not changed"
             )
-    desired = [dict(e, id=new_id.get(str(e["id"]), e["id"])) for e in before] + extra
+    current_by_id = {str(e.get("id")): e for e in current}
+    desired = [
+        dict(e, id=new_id.get(str(e["id"]), e["id"])) if owned(e) else current_by_id[str(e["id"])]
+        for e in before
+        if owned(e) or str(e["id"]) in current_by_id
+    ] + extra
     after = agent_kb(applier.patch(desired))
     record.kb_after = after
     record.patched = True

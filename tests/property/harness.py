@@ -292,7 +292,16 @@ class Watch:
             for file, entries in by_file.items():
                 problems.append(f"{file}: removed locally but still attached ({len(entries)})")
             attached = {e["id"] for e in kb}
-            shared = set(self.other_entries) if allow_shared_orphans else set()
+            # a managed doc another agent uses is not an orphan of ours: it stays (kb-sync never
+            # deletes what another agent uses, and does not count it as work left to do)
+            shared = {
+                e["id"]
+                for aid, agent in b.agents.items()
+                if aid != self.agent_id
+                for e in b._kb(agent)
+            }
+            if allow_shared_orphans:
+                shared |= set(self.other_entries)
             for d in b.docs.values():
                 if parse(d.name, self.namespace) and d.id not in attached and d.id not in shared:
                     problems.append(f"managed orphan left: {d.name} ({d.id})")
