@@ -145,8 +145,10 @@ class Applier:
             r.status, r.error = "upload_failed", "document vanished"
             return
         except SyncError as exc:
-            r.error = str(exc)  # stays pending; polled again
-            return
+            r.error = str(exc)
+            if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
+                r.status = "error"  # the server refuses this index: do not poll until the deadline
+            return  # otherwise (5xx, 429, connection) it stays pending and is polled again
         r.status = str(idx.get("status", "processing"))
         if r.status == "rag_limit_exceeded":
             self._quota_hit.set()
