@@ -138,10 +138,20 @@ def rollback_command(
     results: list[DocResult] = []
     for e in recreate:
         text = str(saved[str(e["id"])]["text"])
-        created = client.create_text(str(e.get("name")), text)
+        size = len(text.encode("utf-8"))
+        earlier = [  # an earlier rollback of the same record already recreated it: reuse
+            d
+            for d in client.find_by_name(str(e.get("name")))
+            if (d.get("metadata") or {}).get("size_bytes") == size
+        ]
+        if earlier:
+            created = {"id": str(earlier[0]["id"])}
+            event("rollback.reused", name=e.get("name"), old_id=e["id"], id=created["id"])
+        else:
+            created = client.create_text(str(e.get("name")), text)
+            record.created.append({"id": created["id"], "name": e.get("name")})
+            event("rollback.recreated", name=e.get("name"), old_id=e["id"], id=created["id"])
         new_id[str(e["id"])] = str(created["id"])
-        record.created.append({"id": created["id"], "name": e.get("name")})
-        event("rollback.recreated", name=e.get("name"), old_id=e["id"], id=created["id"])
         mode = str(e.get("usage_mode", "auto"))
         item = Item("create", str(e.get("name")), str(e.get("name")), usage_mode=mode)
         r = DocResult(item=item, doc_id=str(created["id"]), uploaded=True, usage_mode=mode)

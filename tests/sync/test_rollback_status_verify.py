@@ -44,6 +44,12 @@ def test_rollback_restores_previous_kb_even_after_deletion(kit: Kit) -> None:
         assert kit.backend.index_status(e["id"]) == "succeeded"
     # what the undone run created is deleted
     assert len(kit.managed_docs()) == 2
+    # a second rollback of the same record changes nothing and uploads nothing
+    kit.backend.clear_calls()
+    assert kit.kb("rollback").code == 0
+    assert contents(kit) == before
+    assert not [c for c in kit.backend.calls if c.path.endswith("/text")]
+    assert len(kit.managed_docs()) == 2
     # and the folder, re-pushed, would bring the change back (the record is not state)
     assert "1 to change" in kit.push("--dry-run").out
 
