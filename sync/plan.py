@@ -151,11 +151,17 @@ class Plan:
 
 
 _TAG = re.compile(r"<[^>]+>")
-_MD = re.compile(r"[#*_>`|\-\s]+")
+_MD_LINE = re.compile(r"^\s*(?:#{1,6}\s+|[-*+]\s+|>\s*|\d+[.)]\s+|\|?[\s:|-]*-{3,}[\s:|-]*$)")
+_MD_INLINE = re.compile(r"\*\*|__|`+|\s\|\s|^\||\|$")
 
 
 def _visible(text: str) -> str:
-    return _MD.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+    """Words as a reader sees them: tags and markdown markup gone, data kept ("-5%" stays)."""
+    lines = []
+    for line in html.unescape(_TAG.sub("\n", text)).splitlines():
+        line = _MD_INLINE.sub(" ", _MD_LINE.sub("", line.strip()))
+        lines.append(line)
+    return " ".join(" ".join(lines).split())
 
 
 def same_content(local: str, remote: str, content_format: str | None) -> bool:

@@ -150,6 +150,10 @@ def test_same_content_tolerates_trailing_newline_and_legacy_html() -> None:
     assert same_content("# T\n\nHello & world\n", "<h1>T</h1><p>Hello &amp; world</p>", "html")
     assert not same_content("# T\n\nHello world\n", "<p>Hello there</p>", "html")
     assert not same_content("abc", "abd", "markdown")
+    table = "# Q\n\n- a **b** -5%\n\n| x | y |\n|---|---|\n| 1 | 2 |\n"
+    rendered = "<h1>Q</h1><ul><li>a <b>b</b> -5%</li></ul><table><tr><td>x</td><td>y</td></tr>"
+    assert same_content(table, rendered + "<tr><td>1</td><td>2</td></tr></table>", "html")
+    assert not same_content("Loss -5%\n", "<p>Loss 5%</p>", "html")  # data signs count
 
 
 def test_plan_render_groups_by_action_and_summarises() -> None:
