@@ -347,6 +347,11 @@ class Client:
             )
         )
 
+    def list_indexes(self, doc_id: str) -> Json:
+        return dict(
+            self.request("GET", f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/rag-index")
+        )
+
     def rag_overview(self) -> Json:
         return dict(self.request("GET", "/v1/convai/knowledge-base/rag-index"))
 

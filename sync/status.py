@@ -15,7 +15,7 @@ from .remote import agent_prompt, read_agent
 
 def index_status(client: Client, doc_id: str, model: str) -> str:
     try:
-        data = client.request("GET", f"/v1/convai/knowledge-base/{doc_id}/rag-index")
+        data = client.list_indexes(doc_id)
     except ApiError as exc:
         return f"unknown ({exc.code or exc.status})"
     for idx in data.get("indexes") or []:
