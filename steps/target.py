@@ -23,7 +23,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -307,18 +307,24 @@ class _BackendTarget(Target):
         return [c.to_dict() for c in list(self.backend.calls)[mark:]]
 
 
-@contextlib.contextmanager
-def _environ(values: Mapping[str, str]) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def _run_in_process(
+    argv: list[str],
+    env: dict[str, str],
+    record_dir: Path,
+    **inject: Any,
+) -> tuple[int, str, str]:
+    """`kb-sync` in this process, its stderr captured; the run record dir goes in its env."""
+    from sync import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = cli.run(
+                argv, env={**env, "KB_SYNC_RECORD_DIR": str(record_dir)}, stdout=out, **inject
+            )
+        except SystemExit as exc:  # argparse usage errors
+            code = int(exc.code or 0)
+    return int(code), out.getvalue(), err.getvalue()
 
 
 class EmulatorTarget(_BackendTarget):
@@ -336,30 +342,15 @@ class EmulatorTarget(_BackendTarget):
         self.backend = Backend(api_key=self.key, clock=self.clock, index_seconds=3.0)
 
     def run(self, argv: list[str], env: dict[str, str], record_dir: Path, cwd: Path) -> RunResult:
-        from sync import cli
         from sync.emulator import emulate
 
-        out, err = io.StringIO(), io.StringIO()
         mark = self.calls_mark()
         t0 = time.perf_counter()
-        with (
-            _environ({"KB_SYNC_RECORD_DIR": str(record_dir)}),
-            emulate(self.backend, self.base_url),
-            contextlib.redirect_stderr(err),
-        ):
-            try:
-                code = cli.run(argv, env=env, clock=self.clock, stdout=out)
-            except SystemExit as exc:  # argparse usage errors
-                code = int(exc.code or 0)
+        with emulate(self.backend, self.base_url):
+            code, out, err = _run_in_process(argv, env, record_dir, clock=self.clock)
         return self._collect(
             RunResult(
-                argv,
-                int(code),
-                out.getvalue(),
-                err.getvalue(),
-                self.calls_since(mark),
-                time.perf_counter() - t0,
-                record_dir,
+                argv, code, out, err, self.calls_since(mark), time.perf_counter() - t0, record_dir
             )
         )
 
@@ -539,26 +530,11 @@ class StagingTarget(Target):
         return env
 
     def run(self, argv: list[str], env: dict[str, str], record_dir: Path, cwd: Path) -> RunResult:
-        from sync import cli
-
-        out, err = io.StringIO(), io.StringIO()
         calls: list[dict[str, Any]] = []
         t0 = time.perf_counter()
-        with _environ({"KB_SYNC_RECORD_DIR": str(record_dir)}), contextlib.redirect_stderr(err):
-            try:
-                code = cli.run(argv, env=env, stdout=out, on_exchange=calls.append)
-            except SystemExit as exc:
-                code = int(exc.code or 0)
+        code, out, err = _run_in_process(argv, env, record_dir, on_exchange=calls.append)
         return self._collect(
-            RunResult(
-                argv,
-                int(code),
-                out.getvalue(),
-                err.getvalue(),
-                calls,
-                time.perf_counter() - t0,
-                record_dir,
-            )
+            RunResult(argv, code, out, err, calls, time.perf_counter() - t0, record_dir)
         )
 
 

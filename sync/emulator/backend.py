@@ -655,18 +655,11 @@ class Backend:
         }
 
     def _doc_view(self, doc: Doc) -> dict[str, Any]:
-        return {
-            "id": doc.id,
-            "name": doc.name,
-            "metadata": self._doc_metadata(doc),
-            "supported_usages": ["prompt", "auto"],
-            "access_info": dict(OWNER),
-            "folder_parent_id": None,
-            "folder_path": [],
-            "type": "text",
-            "extracted_inner_html": doc.html,
-            "content_format": doc.content_format,
-        }
+        """GET /knowledge-base/{id}: the list item without the deprecated field, plus content."""
+        view = self._doc_summary(doc)
+        del view["dependent_agents"]
+        view.update(extracted_inner_html=doc.html, content_format=doc.content_format)
+        return view
 
     def _dependent_ids(self, doc_id: str) -> list[str]:
         ids = [
