@@ -1,0 +1,139 @@
+"""Typed values at the client edge: what ElevenLabs answers, read once, in one place.
+
+* :class:`KbEntry`: one entry of an agent's knowledge base (a locator: id, name, type,
+  usage mode). It keeps the server's own dict, so an entry kb-sync does not touch is sent
+  back exactly as it came.
+* :class:`AgentView`: the parts of an agent kb-sync uses (entries, RAG settings, model).
+* :class:`RemoteDoc`: one item of the workspace's document list.
+* :class:`Ownership`: the rule "owned = managed (named in our namespace) or adopted (an old
+  script's upload this plan replaces)", and which local file an owned entry holds.
+
+Everything else in the sync works on these values, never on ``dict[str, Any]`` from the wire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .naming import ManagedName, parse
+
+Json = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KbEntry:
+    id: str
+    name: str
+    type: str = "text"
+    usage_mode: str = "auto"
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> KbEntry:
+        return cls(
+            id=str(data.get("id")),
+            name=str(data.get("name", "")),
+            type=str(data.get("type", "text")),
+            usage_mode=str(data.get("usage_mode", "auto")),
+            raw=dict(data),
+        )
+
+    @classmethod
+    def locator(cls, doc_id: str, name: str, usage_mode: str) -> KbEntry:
+        """A new entry, as kb-sync attaches it."""
+        return cls(id=doc_id, name=name, type="text", usage_mode=usage_mode)
+
+    def to_json(self) -> Json:
+        """The entry as sent in a PATCH: the server's own dict when it came from there."""
+        if self.raw:
+            return dict(self.raw)
+        return {"type": self.type, "name": self.name, "id": self.id, "usage_mode": self.usage_mode}
+
+    def with_id(self, doc_id: str) -> KbEntry:
+        """The same entry pointing at another document (a rollback's recreated copy)."""
+        raw = {**self.raw, "id": doc_id} if self.raw else {}
+        return KbEntry(doc_id, self.name, self.type, self.usage_mode, raw)
+
+
+def entries_json(entries: Iterable[KbEntry]) -> list[Json]:
+    return [e.to_json() for e in entries]
+
+
+def entries_from(data: Iterable[Mapping[str, Any]]) -> tuple[KbEntry, ...]:
+    return tuple(KbEntry.from_json(e) for e in data)
+
+
+@dataclass(frozen=True)
+class AgentView:
+    id: str
+    name: str
+    entries: tuple[KbEntry, ...]
+    rag_enabled: bool
+    embedding_model: str | None
+    branch_id: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], agent_id: str = "") -> AgentView:
+        prompt = agent_prompt(data)
+        rag = prompt.get("rag") or {}
+        model = rag.get("embedding_model")
+        branch = data.get("branch_id")
+        return cls(
+            id=str(data.get("agent_id") or agent_id),
+            name=str(data.get("name", "")),
+            entries=entries_from(prompt.get("knowledge_base") or []),
+            rag_enabled=bool(rag.get("enabled", False)),
+            embedding_model=str(model) if model else None,
+            branch_id=str(branch) if branch else None,
+        )
+
+    def ids(self) -> list[str]:
+        return [e.id for e in self.entries]
+
+
+def agent_prompt(data: Mapping[str, Any]) -> Json:
+    """``conversation_config.agent.prompt`` of an agent answer ({} when absent)."""
+    conv = data.get("conversation_config") or {}
+    return dict((conv.get("agent") or {}).get("prompt") or {})
+
+
+@dataclass(frozen=True)
+class RemoteDoc:
+    id: str
+    name: str
+    size_bytes: int | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RemoteDoc:
+        size = (data.get("metadata") or {}).get("size_bytes")
+        return cls(
+            id=str(data["id"]),
+            name=str(data.get("name", "")),
+            size_bytes=int(size) if isinstance(size, int) else None,
+        )
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """What this run may change: managed entries, and legacy entries it adopts."""
+
+    namespace: str
+    adopted: Mapping[str, str] = field(default_factory=dict)  # legacy entry id -> local file
+
+    def managed(self, name: str) -> ManagedName | None:
+        return parse(name, self.namespace)
+
+    def owns(self, entry: KbEntry) -> bool:
+        return self.managed(entry.name) is not None or entry.id in self.adopted
+
+    def file_of(self, entry: KbEntry) -> str | None:
+        m = self.managed(entry.name)
+        if m is not None:
+            return m.file
+        return self.adopted.get(entry.id)
+
+    def owned_ids(self, entries: Iterable[KbEntry]) -> list[str]:
+        """The owned entries' ids in the agent's order: the stale-plan check compares them."""
+        return [e.id for e in entries if self.owns(e)]
