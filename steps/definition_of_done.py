@@ -74,14 +74,11 @@ def rag_probe(world: World, files: str) -> None:
             str(c.get("detail")) if c else "no such check",
             dod="RAG search returns the current text of each updated document",
         )
-        backend = getattr(world.target, "backend", None)
-        if backend is None:
-            continue
         # an independent probe through the emulator's retrieval, not the sync's code
+        chunks = world.target.probe_rag(world.agent_id, probe_query(world.files[f]))
+        if chunks is None:
+            continue
         entry = world.managed_entries()[f][0]
-        chunks = backend.retrieve(
-            world.agent_id, probe_query(world.files[f]), "multilingual_e5_large_instruct"
-        )
         mine = [ch for ch in chunks if ch["document_id"] == entry["id"]]
         world.evidence.check(
             f"independent RAG probe: {f}",

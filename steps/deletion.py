@@ -4,24 +4,26 @@ from __future__ import annotations
 
 from pytest_bdd import given, parsers, then
 
-from steps.rag_status import _backend
+from steps.target import Faults
 from steps.world import World
 
 
 @given(parsers.parse("a detached document keeps its dependency for {times:d} delete attempts"))
-def lingering(world: World, times: int) -> None:
-    _backend(world).linger(times)
+def lingering(world: World, faults: Faults, times: int) -> None:
+    faults.linger(times)
     world.evidence.fact("injected", f"dependency lingers for {times} delete attempts")
 
 
-@given(parsers.re(r'another agent also uses the current version of "(?P<file>[^"]+)"$'))
-def other_agent_uses(world: World, file: str) -> None:
-    b = _backend(world)
-    world.other_agent = str(b.seed_agent(name="Sales agent"))
-    b.attach(world.other_agent, world.synced[file])
-    world.evidence.fact(
-        "other agent", f"{world.other_agent} also uses {file} [{world.synced[file]}]"
-    )
+@given(
+    parsers.re(r'another agent also uses the current version of "(?P<file>[^"]+)"$'),
+    target_fixture="other_agent",
+)
+def other_agent_uses(world: World, faults: Faults, file: str) -> str:
+    """The other agent's id, for the steps that check it (the ``other_agent`` fixture)."""
+    other_agent = faults.seed_agent(name="Sales agent")
+    faults.attach(other_agent, world.synced[file])
+    world.evidence.fact("other agent", f"{other_agent} also uses {file} [{world.synced[file]}]")
+    return other_agent
 
 
 def _attempts(world: World, doc_id: str) -> list[dict[str, object]]:
@@ -56,14 +58,14 @@ def deleted_after(world: World, file: str, n: str, outcome: str) -> None:
         r'the old version of "(?P<file>[^"]+)" is kept and reported as used by the other agent$'
     )
 )
-def kept_for_other(world: World, file: str) -> None:
+def kept_for_other(world: World, other_agent: str, file: str) -> None:
     old = world.synced[file]
     att = _attempts(world, old)
     last = att[-1] if att else {}
     world.evidence.check(
         f"{file}: old version kept, never forced",
         last.get("outcome") == "kept"
-        and world.other_agent in str(last.get("used_by"))
+        and other_agent in str(last.get("used_by"))
         and not any(a.get("force") in (True, "True") for a in att)
         and world.target.doc(old) is not None,
         f"delete.attempt outcome={last.get('outcome')} used_by={last.get('used_by')}",
@@ -78,10 +80,10 @@ def kept_for_other(world: World, file: str) -> None:
 
 
 @then(parsers.re(r'the other agent still has the old version of "(?P<file>[^"]+)"$'))
-def other_still_has(world: World, file: str) -> None:
-    kb = world.target.kb(world.other_agent)
+def other_still_has(world: World, other_agent: str, file: str) -> None:
+    kb = world.target.kb(other_agent)
     world.evidence.check(
         f"other agent keeps {file}",
         any(str(e["id"]) == world.synced[file] for e in kb),
-        f"{world.other_agent}: {[e['name'] for e in kb]}",
+        f"{other_agent}: {[e['name'] for e in kb]}",
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from steps.target import ROOT, StagingRefused, Target, make_target
+from steps.target import ROOT, Faults, StagingRefused, Target, make_target
 from steps.world import Evidence, World
 
 SCENARIO_KEY = pytest.StashKey[dict[str, Any]]()
@@ -132,6 +132,20 @@ def world(
     request.node.stash.setdefault(SCENARIO_KEY, {})["world"] = w
     yield w
     target.end_scenario()
+
+
+@pytest.fixture
+def faults(world: World) -> Faults:
+    """The target's fault injection and emulator control (after ``world``: the scenario's own
+    backend); skips with the reason where the target has none. The collection hook already
+    skips ``@fault`` / ``@emulator_only`` scenarios there."""
+    faults = world.target.faults
+    if faults is None:
+        pytest.skip(
+            f"needs fault injection or emulator control: the {world.target.name} target has "
+            "none (the real API cannot be told to fail)"
+        )
+    return faults
 
 
 # ---------------------------------------------------------------------------- bdd hooks

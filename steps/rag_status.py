@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pytest_bdd import given, parsers, then
 
+from steps.target import Faults
 from steps.world import World
+
+if TYPE_CHECKING:
+    from sync.emulator import Backend, Call
 
 BEHAVIOURS = {
     "succeeds": ("succeed", None),
@@ -16,35 +20,29 @@ BEHAVIOURS = {
 }
 
 
-def _backend(world: World) -> Any:
-    assert world.target.supports_faults, "this step needs an emulator target (tagged @fault)"
-    return world.target.backend  # type: ignore[attr-defined]
-
-
 @given(
     parsers.re(
         r'the RAG index of "(?P<file>[^"]+)" '
         r"(?P<behaviour>succeeds|stays processing|fails once|always fails)$"
     )
 )
-def index_behaviour(world: World, file: str, behaviour: str) -> None:
+def index_behaviour(world: World, faults: Faults, file: str, behaviour: str) -> None:
     kind, times = BEHAVIOURS[behaviour]
-    _backend(world).set_index_behaviour(f"{world.target.namespace}:{file}#", kind, times)
+    faults.set_index_behaviour(f"{world.target.namespace}:{file}#", kind, times)
     world.evidence.fact("injected", f"RAG index of new {file} versions: {behaviour}")
 
 
 @given(parsers.re(r"the workspace RAG quota runs out (?P<when>before the upload|during indexing)$"))
-def quota_runs_out(world: World, when: str) -> None:
-    b = _backend(world)
+def quota_runs_out(world: World, faults: Faults, when: str) -> None:
     if when == "before the upload":
-        b.set_quota(b.used_bytes() + 100)
+        faults.set_quota(faults.used_bytes() + 100)
     else:
 
-        def squeeze(backend: Any, call: Any) -> None:
+        def squeeze(backend: Backend, call: Call) -> None:
             if call.method == "POST" and call.path.endswith("/knowledge-base/text"):
                 backend.set_quota(backend.used_bytes() + 10)
 
-        b.after_request.append(squeeze)
+        faults.after_request.append(squeeze)
     world.evidence.fact("injected", f"RAG quota runs out {when}")
 
 

@@ -3,44 +3,46 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pytest_bdd import given, parsers, then, when
 
-from steps.rag_status import _backend
+from steps.target import Faults
 from steps.world import World, unmanaged_text
+
+if TYPE_CHECKING:
+    from sync.emulator import Backend, Call
 
 
 @given("the agent PATCH fails with HTTP 500 every time")
-def patch_fails(world: World) -> None:
+def patch_fails(world: World, faults: Faults) -> None:
     from sync.emulator import server_error
 
-    _backend(world).add_fault(server_error(500, method="PATCH", path=r"/agents/", times=None))
+    faults.add_fault(server_error(500, method="PATCH", path=r"/agents/", times=None))
     world.evidence.fact("injected", "PATCH /v1/convai/agents/{id} answers 500, always")
 
 
 @when("the API is healthy again")
-def healthy_again(world: World) -> None:
-    _backend(world).clear_faults()
+def healthy_again(faults: Faults) -> None:
+    faults.clear_faults()
 
 
 @given("the connection drops right after the upload of a document is committed")
-def drop_after_commit(world: World) -> None:
+def drop_after_commit(world: World, faults: Faults) -> None:
     from sync.emulator import FaultRule
 
-    _backend(world).add_fault(
+    faults.add_fault(
         FaultRule(method="POST", path=r"/knowledge-base/text$", times=1, drop_after_commit=True)
     )
     world.evidence.fact("injected", "first POST /knowledge-base/text: committed, then dropped")
 
 
 @given(parsers.parse("the API answers 429 without Retry-After to the next {n:d} uploads"))
-def rate_limited_uploads(world: World, n: int) -> None:
+def rate_limited_uploads(world: World, faults: Faults, n: int) -> None:
     from sync.emulator import rate_limited
 
-    _backend(world).add_fault(
-        rate_limited(None, method="POST", path=r"/knowledge-base/text$", times=n)
-    )
+    faults.add_fault(rate_limited(None, method="POST", path=r"/knowledge-base/text$", times=n))
     world.evidence.fact("injected", f"{n} x 429 concurrent_limit_exceeded, no Retry-After")
 
 
@@ -84,20 +86,29 @@ def retries_logged(world: World, n: int) -> None:
     )
 
 
-@given(parsers.re(r"while the run uploads, someone (?P<edit>.+)$"))
-def concurrent_edit(world: World, edit: str) -> None:
-    b = _backend(world)
+@dataclass
+class PersonEdit:
+    """What a person did in the UI while the run uploaded (filled in when it happens)."""
+
+    edit: str
+    attached: str | None = None  # the document they attached
+    detached: str | None = None  # the entry they removed
+
+
+@given(parsers.re(r"while the run uploads, someone (?P<edit>.+)$"), target_fixture="person_edit")
+def concurrent_edit(world: World, faults: Faults, edit: str) -> PersonEdit:
     agent = world.agent_id
+    done = PersonEdit(edit)
     fired: list[bool] = []
 
-    def hook(backend: Any, call: Any) -> None:
+    def hook(backend: Backend, call: Call) -> None:
         if fired or call.method != "POST" or not call.path.endswith("/knowledge-base/text"):
             return
         fired.append(True)
         if edit.startswith("attaches"):
             doc = backend.seed_document("Late FAQ", unmanaged_text("Late FAQ"))
             backend.attach(agent, doc)
-            world.extra["late"] = doc
+            done.attached = doc
         else:
             q1 = world.synced["2025-Q1.md"]
             kb = [e for e in backend.agent_kb(agent) if e["id"] != q1]
@@ -110,20 +121,21 @@ def concurrent_edit(world: World, edit: str) -> None:
                 json.dumps(body).encode(),
             )
             assert resp.status == 200, resp.body
-            world.extra["detached"] = q1
+            done.detached = q1
 
-    b.after_request.append(hook)
+    faults.after_request.append(hook)
     world.evidence.fact("injected", f"during the upload someone {edit}")
+    return done
 
 
 @then("the person's edit is still on the agent")
-def edit_kept(world: World) -> None:
+def edit_kept(world: World, person_edit: PersonEdit) -> None:
     ids = [str(e["id"]) for e in world.kb()]
-    if "late" in world.extra:
-        ok = world.extra["late"] in ids
+    if person_edit.attached is not None:
+        ok = person_edit.attached in ids
         detail = "Late FAQ still attached" if ok else "Late FAQ was removed"
     else:
-        ok = world.extra.get("detached") not in ids
+        ok = person_edit.detached not in ids
         detail = "2025-Q1.md stays detached" if ok else "kb-sync re-attached 2025-Q1.md"
         guard = [ln for ln in world.last.error_lines if "changed since the plan" in ln]
         world.evidence.check(

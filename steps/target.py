@@ -8,14 +8,19 @@
 - ``staging``: the real ElevenLabs API and one staging agent, guarded by
   :func:`check_staging_guard`; the run works in its own namespace and cleans up after itself.
 
-Steps talk to a :class:`Target` only through its methods; the fault-injection steps reach for
-``target.backend`` and are tagged ``@fault`` / ``@emulator_only`` (skipped on staging).
+Steps talk to a :class:`Target` only through its methods. Fault injection and emulator control
+are a typed capability, :attr:`Target.faults` (a :class:`Faults`): the emulator targets have
+it, staging does not (``None``); the steps that need it are tagged ``@fault`` /
+``@emulator_only`` and take the ``faults`` fixture (``steps.plugin``), which skips with the
+reason on a target without it.
+
+Call records (:attr:`RunResult.calls`) have one shape on every target, the emulator's
+``Call.to_dict()``: ``method``, ``path``, ``query``, ``status``, ``request_json``,
+``response_json``, ... (staging's client exchanges are converted to it).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import re
@@ -23,10 +28,16 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sync.domain import AgentView, entries_json
+from sync.testing import run_cli
+
+if TYPE_CHECKING:
+    from sync.emulator import Backend, Call, FaultRule
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = "multilingual_e5_large_instruct"
@@ -159,6 +170,43 @@ def is_write(call: Mapping[str, Any]) -> bool:
     return method in WRITE_METHODS and not path.endswith(READ_ONLY_POSTS)
 
 
+def call_from_exchange(exchange: Mapping[str, Any]) -> dict[str, Any]:
+    """A client exchange record (``sync.client``'s ``on_exchange``) in the call-record shape
+    the emulator's log has (``Call.to_dict()``), so steps read one shape on every target."""
+    response = exchange.get("response")
+    text = response if isinstance(response, str) else None
+    return {
+        "method": exchange.get("method"),
+        "path": exchange.get("path"),
+        "query": exchange.get("params"),
+        "status": exchange.get("status"),
+        "request_json": exchange.get("request"),
+        "response_json": None if text is not None else response,
+        "response_text": text,
+        "error": exchange.get("error"),
+    }
+
+
+# --------------------------------------------------------------------------- capabilities
+
+
+class Faults(Protocol):
+    """Fault injection and emulator control: what the ``@fault`` / ``@emulator_only`` steps may
+    ask of a target. The emulator's ``Backend`` is one; staging has none (the real API cannot be
+    told to fail). Steps get it from the ``faults`` fixture, which skips where it is absent."""
+
+    after_request: list[Callable[[Backend, Call], None]]
+
+    def add_fault(self, rule: FaultRule) -> FaultRule: ...
+    def clear_faults(self) -> None: ...
+    def linger(self, times: int) -> None: ...
+    def set_index_behaviour(self, match: str, behaviour: str, times: int | None = None) -> None: ...
+    def set_quota(self, total_max_bytes: int) -> None: ...
+    def used_bytes(self) -> int: ...
+    def seed_agent(self, *, name: str = ...) -> str: ...
+    def attach(self, agent_id: str, doc_id: str, usage_mode: str = "auto") -> None: ...
+
+
 # --------------------------------------------------------------------------- targets
 
 
@@ -169,7 +217,6 @@ class Target:
     key: str = ""
     base_url = EMULATOR_BASE
     namespace = "kb-sync"
-    supports_faults = False
 
     baseline = 0  # knowledge base entries the agent has before a scenario seeds anything
 
@@ -177,6 +224,11 @@ class Target:
         self.reports = reports
         self.outputs: list[str] = []  # every captured stdout/stderr, for the leak scan
         self.agents_seen: list[str] = []
+
+    @property
+    def faults(self) -> Faults | None:
+        """Fault injection and emulator control; None where the target has none (staging)."""
+        return None
 
     # lifecycle
     def start(self) -> None: ...
@@ -215,11 +267,9 @@ class Target:
     def docs_named(self, prefix: str) -> list[dict[str, Any]]:
         raise NotImplementedError
 
-    def calls_mark(self) -> int:
-        return 0
-
-    def calls_since(self, mark: int) -> list[dict[str, Any]]:
-        return []
+    def probe_rag(self, agent_id: str, query: str) -> list[dict[str, Any]] | None:
+        """Chunks an independent RAG probe (not the sync's code) returns; None: no such probe."""
+        return None
 
     # the CLI
     def env(self, agent_id: str) -> dict[str, str]:
@@ -244,8 +294,11 @@ class Target:
 class _BackendTarget(Target):
     """Emulator and http: a Backend in this process does the seeding and the faults."""
 
-    supports_faults = True
-    backend: Any
+    backend: Backend
+
+    @property
+    def faults(self) -> Faults:
+        return self.backend
 
     def new_agent(self, name: str = "Support agent") -> str:
         agent_id = str(self.backend.seed_agent(name=name))
@@ -300,31 +353,8 @@ class _BackendTarget(Target):
             if d.name.startswith(prefix)
         ]
 
-    def calls_mark(self) -> int:
-        return len(self.backend.calls)
-
-    def calls_since(self, mark: int) -> list[dict[str, Any]]:
-        return [c.to_dict() for c in list(self.backend.calls)[mark:]]
-
-
-def _run_in_process(
-    argv: list[str],
-    env: dict[str, str],
-    record_dir: Path,
-    **inject: Any,
-) -> tuple[int, str, str]:
-    """`kb-sync` in this process, its stderr captured; the run record dir goes in its env."""
-    from sync import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err):
-        try:
-            code = cli.run(
-                argv, env={**env, "KB_SYNC_RECORD_DIR": str(record_dir)}, stdout=out, **inject
-            )
-        except SystemExit as exc:  # argparse usage errors
-            code = int(exc.code or 0)
-    return int(code), out.getvalue(), err.getvalue()
+    def probe_rag(self, agent_id: str, query: str) -> list[dict[str, Any]] | None:
+        return self.backend.retrieve(agent_id, query, DEFAULT_MODEL)
 
 
 class EmulatorTarget(_BackendTarget):
@@ -342,15 +372,18 @@ class EmulatorTarget(_BackendTarget):
         self.backend = Backend(api_key=self.key, clock=self.clock, index_seconds=3.0)
 
     def run(self, argv: list[str], env: dict[str, str], record_dir: Path, cwd: Path) -> RunResult:
-        from sync.emulator import emulate
-
-        mark = self.calls_mark()
         t0 = time.perf_counter()
-        with emulate(self.backend, self.base_url):
-            code, out, err = _run_in_process(argv, env, record_dir, clock=self.clock)
+        res = run_cli(
+            argv,
+            {**env, "KB_SYNC_RECORD_DIR": str(record_dir)},
+            backend=self.backend,
+            clock=self.clock,
+            base_url=self.base_url,
+        )
+        calls = [c.to_dict() for c in res.calls]
         return self._collect(
             RunResult(
-                argv, code, out, err, self.calls_since(mark), time.perf_counter() - t0, record_dir
+                argv, res.code, res.stdout, res.stderr, calls, time.perf_counter() - t0, record_dir
             )
         )
 
@@ -384,7 +417,7 @@ class HttpTarget(_BackendTarget):
         full.update(env)
         full["KB_SYNC_RECORD_DIR"] = str(record_dir)
         full["PYTHONPATH"] = str(ROOT)
-        mark = self.calls_mark()
+        mark = len(self.backend.calls)
         t0 = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "sync", *argv],
@@ -401,7 +434,7 @@ class HttpTarget(_BackendTarget):
                 proc.returncode,
                 proc.stdout,
                 proc.stderr,
-                self.calls_since(mark),
+                [c.to_dict() for c in self.backend.calls[mark:]],
                 time.perf_counter() - t0,
                 record_dir,
             )
@@ -430,9 +463,7 @@ class StagingTarget(Target):
 
         register_secret(self.key)
         self.client = Client(self.base_url, self.key, on_exchange=self.exchanges.append)
-        agent = self.client.get_agent(self.config.agent_id)
-        prompt = ((agent.get("conversation_config") or {}).get("agent") or {}).get("prompt") or {}
-        self.snapshot = [dict(e) for e in prompt.get("knowledge_base") or []]
+        self.snapshot = self.kb(self.config.agent_id)
         self.baseline = len(self.snapshot)
         self.agents_seen.append(self.config.agent_id)
 
@@ -496,9 +527,7 @@ class StagingTarget(Target):
         self._wait_index(doc_id)
 
     def kb(self, agent_id: str) -> list[dict[str, Any]]:
-        agent = self.client.get_agent(agent_id)
-        prompt = ((agent.get("conversation_config") or {}).get("agent") or {}).get("prompt") or {}
-        return [dict(e) for e in prompt.get("knowledge_base") or []]
+        return entries_json(AgentView.from_json(self.client.get_agent(agent_id)).entries)
 
     def doc(self, doc_id: str) -> dict[str, Any] | None:
         from sync.errors import NotFound
@@ -530,11 +559,16 @@ class StagingTarget(Target):
         return env
 
     def run(self, argv: list[str], env: dict[str, str], record_dir: Path, cwd: Path) -> RunResult:
-        calls: list[dict[str, Any]] = []
+        exchanges: list[dict[str, Any]] = []
         t0 = time.perf_counter()
-        code, out, err = _run_in_process(argv, env, record_dir, on_exchange=calls.append)
+        res = run_cli(
+            argv, {**env, "KB_SYNC_RECORD_DIR": str(record_dir)}, on_exchange=exchanges.append
+        )
+        calls = [call_from_exchange(x) for x in exchanges]
         return self._collect(
-            RunResult(argv, code, out, err, calls, time.perf_counter() - t0, record_dir)
+            RunResult(
+                argv, res.code, res.stdout, res.stderr, calls, time.perf_counter() - t0, record_dir
+            )
         )
 
 

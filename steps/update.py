@@ -34,11 +34,7 @@ def created_for_each(world: World, files: str) -> None:
     ]
     for f in file_list(files):
         name = world.name_for(f)
-        hit = [
-            c
-            for c in posts
-            if (c.get("request_json") or c.get("request") or {}).get("name") == name
-        ]
+        hit = [c for c in posts if (c.get("request_json") or {}).get("name") == name]
         world.evidence.check(
             f"{f}: new document created",
             len(hit) == 1,
@@ -73,7 +69,7 @@ def patched_once(world: World) -> None:
         if c["method"] == "PATCH" and c["path"].rstrip("/").endswith(f"/agents/{world.agent_id}")
     ]
     world.evidence.check("exactly one agent PATCH", len(patches) == 1, f"{len(patches)} PATCHes")
-    body = patches[0].get("request_json") or patches[0].get("request")
+    body = patches[0].get("request_json")
     sent = _kb_in_patch(body)
     world.evidence.check(
         f"PATCH body carries the whole list at {KB_PATH}",

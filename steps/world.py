@@ -102,8 +102,6 @@ class World:
     unmanaged_given: dict[str, dict[str, Any]] = field(default_factory=dict)
     kb_before_push: list[dict[str, Any]] | None = None  # before the last applied push
     texts_before_push: dict[str, str] = field(default_factory=dict)
-    other_agent: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     # -- building --------------------------------------------------------------------------
     def ensure_agent(self) -> str:
