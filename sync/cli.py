@@ -198,7 +198,6 @@ def _options(args: argparse.Namespace, settings_timeout: float) -> Options:
         index_wait=settings_timeout if wait is None else wait,
         concurrency=getattr(args, "concurrency", 4),
         small_docs=getattr(args, "small_docs", "prompt"),
-        adopt_legacy=getattr(args, "adopt_legacy", False),
     )
 
 

@@ -92,3 +92,25 @@ class ServerError(ApiError):
 
 class TransportError(ApiError):
     """The connection failed or timed out after retries ran out."""
+
+
+class AppliedPartially(SyncError):
+    """A failure after the PATCH: the agent already points at the new, indexed documents,
+    but what came after (deletes, the record) was left undone."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+class SourceUnhealthy(SyncError):
+    """``kb-sync generate``: the monitoring source is down, slow, invalid, empty, drifted or
+    shrank too much.
+
+    ``reason`` is one short token for the status line and monitoring: ``unreachable``,
+    ``timeout``, ``http_<status>``, ``invalid_json``, ``empty``, ``schema`` or ``dropped``.
+    """
+
+    exit_code = ExitCode.SOURCE_UNHEALTHY
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -18,10 +18,12 @@ from .apply import Applier, Options
 from .client import Client
 from .clock import Clock
 from .config import Settings
-from .errors import ConfigError, ExitCode, GuardRefused, InputError, SyncError
+from .domain import entries_json
+from .errors import AppliedPartially, ConfigError, ExitCode, GuardRefused, InputError, SyncError
 from .local import LocalDoc, read_folder
 from .log import event
-from .plan import Plan, Snapshot, make_plan
+from .plan import Plan, Snapshot
+from .planner import make_plan
 from .record import RunRecord, utc_now
 from .remote import read_agent, take_snapshot
 
@@ -39,16 +41,17 @@ class PushArgs:
 
 
 def check_agent(snap: Snapshot, settings: Settings) -> None:
-    if not snap.rag_enabled:
+    if not snap.agent.rag_enabled:
         raise ConfigError(
             f"agent {settings.agent_id} has RAG disabled; enable RAG in the agent's knowledge "
             "base settings (kb-sync attaches documents for retrieval)"
         )
-    if snap.embedding_model and snap.embedding_model != settings.embedding_model:
+    model = snap.agent.embedding_model
+    if model and model != settings.embedding_model:
         raise ConfigError(
             f"RAG_EMBEDDING_MODEL={settings.embedding_model} but agent {settings.agent_id} "
-            f"retrieves with {snap.embedding_model}; set RAG_EMBEDDING_MODEL="
-            f"{snap.embedding_model} (indexes must match the agent's model)"
+            f"retrieves with {model}; set RAG_EMBEDDING_MODEL="
+            f"{model} (indexes must match the agent's model)"
         )
 
 
@@ -188,9 +191,9 @@ def _apply_push(
             "adopt_legacy": args.adopt_legacy,
         },
         plan=plan.to_dict(),
-        kb_before=snap.kb,
+        kb_before=entries_json(snap.kb),
     )
-    event("kb.before", agent=settings.agent_id, count=len(snap.kb), entries=snap.kb)
+    event("kb.before", agent=settings.agent_id, count=len(snap.kb), entries=record.kb_before)
     if not plan.has_changes:
         emit(out, args, plan, {"result": {"status": "nothing to do", "text": "Nothing to do."}})
         event(
@@ -202,28 +205,18 @@ def _apply_push(
         )
         return ExitCode.OK
     quota_preflight(client, plan)
-    applier = Applier(
-        client,
-        clock,
-        settings.agent_id,
-        settings.namespace,
-        settings.embedding_model,
-        opts,
-        record,
-    )
+    applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
     texts = {d.file: d.text for d in local}
     for doc_id, doc in snap.docs.items():
-        applier.known_ids.setdefault(str(doc.get("name")), set()).add(doc_id)
+        applier.known_ids.setdefault(doc.name, set()).add(doc_id)
     try:
-        outcome = applier.run(plan, texts, snap.kb, lambda: read_agent(client, settings))
+        outcome = applier.run(plan, texts, lambda: read_agent(client, settings))
     except SyncError as exc:
         if record.patched:  # the failure came after the PATCH: the agent is already updated
-            late = SyncError(
+            exc = AppliedPartially(
                 f"{exc}; the agent already points at the new, indexed documents; "
                 "some superseded ones may remain: the next run cleans them up"
             )
-            late.exit_code = ExitCode.PARTIAL
-            exc = late
         record.status, record.exit_code = "failed", int(exc.exit_code)
         record.requests = client.requests_sent
         record.write()
@@ -236,7 +229,7 @@ def _apply_push(
             if record.patched
             else "the agent still points at its previous documents",
         )
-        if exc.exit_code == ExitCode.PARTIAL:
+        if isinstance(exc, AppliedPartially):
             raise exc from None
         raise
     record.status = "partial" if outcome.exit_code == ExitCode.PARTIAL else "done"

@@ -8,23 +8,17 @@ from typing import Any
 
 from .client import Client
 from .config import Settings
+from .content import same_content
+from .domain import AgentView, RemoteDoc
 from .errors import ApiError, ConfigError, NotFound
 from .local import LocalDoc
 from .log import event
 from .naming import parse, prefix
-from .plan import Snapshot, content_reads, doc_size, same_content
+from .plan import Snapshot
+from .planner import content_reads
 
 
-def agent_prompt(agent: dict[str, Any]) -> dict[str, Any]:
-    conv = agent.get("conversation_config") or {}
-    return dict((conv.get("agent") or {}).get("prompt") or {})
-
-
-def agent_kb(agent: dict[str, Any]) -> list[dict[str, Any]]:
-    return [dict(e) for e in agent_prompt(agent).get("knowledge_base") or []]
-
-
-def read_agent(client: Client, settings: Settings) -> dict[str, Any]:
+def read_agent_json(client: Client, settings: Settings) -> dict[str, Any]:
     try:
         return client.get_agent(settings.agent_id)
     except NotFound:
@@ -34,14 +28,18 @@ def read_agent(client: Client, settings: Settings) -> dict[str, Any]:
         ) from None
 
 
+def read_agent(client: Client, settings: Settings) -> AgentView:
+    return AgentView.from_json(read_agent_json(client, settings), settings.agent_id)
+
+
 def foreign_docs(client: Client, settings: Settings, snap: Snapshot) -> set[str]:
     """Managed-named docs this agent does not reference but another agent (or branch) does:
     agents sharing a namespace must not see each other's documents as orphans. One request per
     such doc; there are none when each agent has its own namespace."""
-    attached = {str(e.get("id")) for e in snap.kb}
+    attached = {e.id for e in snap.kb}
     out: set[str] = set()
     for doc_id, doc in snap.docs.items():
-        if doc_id in attached or parse(str(doc.get("name", "")), settings.namespace) is None:
+        if doc_id in attached or parse(doc.name, settings.namespace) is None:
             continue
         try:
             users = other_dependents(client, doc_id, settings.agent_id)
@@ -78,17 +76,9 @@ def take_snapshot(
     concurrency: int = 4,
 ) -> Snapshot:
     agent = read_agent(client, settings)
-    prompt = agent_prompt(agent)
-    rag = prompt.get("rag") or {}
-    docs = {str(d["id"]): d for d in client.list_documents(search=prefix(settings.namespace))}
-    snap = Snapshot(
-        agent_id=settings.agent_id,
-        agent_name=str(agent.get("name", "")),
-        kb=agent_kb(agent),
-        rag_enabled=bool(rag.get("enabled", False)),
-        embedding_model=rag.get("embedding_model"),
-        docs=docs,
-    )
+    listed = client.list_documents(search=prefix(settings.namespace))
+    docs = {d.id: d for d in map(RemoteDoc.from_json, listed)}
+    snap = Snapshot(agent=agent, docs=docs)
     by_file = {d.file: d for d in local}
     ids = content_reads(local, snap, settings.namespace, strict)
 
@@ -104,7 +94,7 @@ def take_snapshot(
         if content is None:
             continue
         snap.contents[doc_id] = content
-        m = parse(str(docs[doc_id].get("name", "")), settings.namespace)
+        m = parse(docs[doc_id].name, settings.namespace)
         ld = by_file.get(m.file) if m else None
         if ld is not None and not same_content(ld.text, content, None):
             try:  # only a mismatch needs the format, to compare legacy HTML fairly
@@ -120,6 +110,6 @@ def take_snapshot(
         kb_entries=len(snap.kb),
         managed_docs=len(docs),
         content_reads=len(snap.contents),
-        managed_bytes=sum(doc_size(d) or 0 for d in docs.values()),
+        managed_bytes=sum(d.size_bytes or 0 for d in docs.values()),
     )
     return snap

@@ -1,27 +1,162 @@
 """`kb-sync rollback`: bring back the agent's knowledge base from before a push.
 
-Documents the push deleted are recreated from the content its record saved, indexed, and
-put back in their places; then one PATCH; then what the push created is deleted (with the same
-care as any delete). It is planned first and has a dry run.
+:func:`plan_rollback` is pure: the run record and the agent now -> a :class:`RollbackPlan`.
+It is executed by the apply phases: documents the push deleted are recreated from the content
+its record saved (``upload``), indexed (``index``) and put back in their places (one PATCH);
+then what the push created is deleted, with the same care as any delete. It has a dry run.
 """
 
 from __future__ import annotations
 
 import json
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from .apply import Applier, DocResult, Options
+from .apply import Applier, Options
 from .client import Client
 from .clock import Clock
 from .config import Settings
+from .domain import KbEntry, Ownership, entries_from, entries_json
 from .errors import ConfigError, ExitCode, NotFound, SyncError
 from .log import event
-from .naming import parse
 from .plan import Item, Ref
 from .record import RunRecord, latest, load
-from .remote import agent_kb, read_agent
+from .remote import read_agent
+from .results import DocResult
+
+
+@dataclass
+class RollbackPlan:
+    path: str
+    run_id: str
+    before: tuple[KbEntry, ...]
+    current: tuple[KbEntry, ...]
+    ownership: Ownership
+    recreate: list[KbEntry] = field(default_factory=list)
+    extra: list[KbEntry] = field(default_factory=list)  # unmanaged, added since: kept
+    removed_since: list[KbEntry] = field(default_factory=list)  # unmanaged, removed since
+    created: dict[str, str] = field(default_factory=dict)  # id -> name: the push's uploads
+    saved: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return (
+            f"Rollback: restore {len(self.before)} entries ({len(self.recreate)} to recreate), "
+            f"delete {len(self.created)} created by run {self.run_id}"
+        )
+
+    def steps(self) -> dict[str, Any]:
+        def refs(es: Iterable[KbEntry]) -> list[dict[str, Any]]:
+            return [{"id": e.id, "name": e.raw.get("name")} for e in es]
+
+        return {
+            "record": self.path,
+            "restore": refs(self.before),
+            "recreate": refs(self.recreate),
+            "keep_unmanaged_added_since": refs(self.extra),
+            "unmanaged_removed_since_stay_removed": refs(self.removed_since),
+            "delete_created": list(self.created),
+        }
+
+    def render(self) -> str:
+        lines = [self.summary()]
+        lines += [f"  + recreate {e.name} (was {e.id})" for e in self.recreate]
+        lines += [f"  - delete {i}" for i in self.created]
+        return "\n".join(lines)
+
+    def desired(self, new_id: Mapping[str, str]) -> list[KbEntry]:
+        """The list to PATCH: owned entries as before (recreated ones under their new id),
+        unmanaged entries as they are now, those added since at the end."""
+        now = {e.id: e for e in self.current}
+        out: list[KbEntry] = []
+        for e in self.before:
+            if self.ownership.owns(e):
+                out.append(e.with_id(new_id[e.id]) if e.id in new_id else e)
+            elif e.id in now:
+                out.append(now[e.id])
+        return out + self.extra
+
+
+def record_ownership(rec: Mapping[str, Any], namespace: str) -> Ownership:
+    """What the recorded push could have changed: its managed entries and those it adopted."""
+    adopted = {
+        str(r["id"]): str(i.get("file"))
+        for i in (rec.get("plan") or {}).get("items", [])
+        if i.get("action") == "adopt"
+        for r in i.get("replaces", [])
+    }
+    return Ownership(namespace, adopted)
+
+
+def plan_rollback(
+    rec: Mapping[str, Any],
+    path: str,
+    current: Sequence[KbEntry],
+    existing: set[str],
+    namespace: str,
+) -> RollbackPlan:
+    """``existing``: the ids of the record's owned entries that still exist."""
+    own = record_ownership(rec, namespace)
+    before = entries_from(rec["kb_before"])
+    saved: Mapping[str, Mapping[str, Any]] = rec.get("saved") or {}
+    gone = [e for e in before if own.owns(e) and e.id not in existing]
+    missing = [e for e in gone if e.id not in saved]
+    if missing:
+        names = ", ".join(e.name for e in missing)
+        raise SyncError(
+            f"{path}: cannot restore {names}: deleted and not saved in the record; nothing "
+            "was changed"
+        )
+    before_ids = {e.id for e in before}
+    current_ids = {e.id for e in current}
+    return RollbackPlan(
+        path=path,
+        run_id=str(rec.get("run_id")),
+        before=before,
+        current=tuple(current),
+        ownership=own,
+        recreate=gone,
+        extra=[e for e in current if e.id not in before_ids and not own.owns(e)],
+        removed_since=[e for e in before if not own.owns(e) and e.id not in current_ids],
+        created={str(c["id"]): str(c.get("name")) for c in rec.get("created") or []},
+        saved=saved,
+    )
+
+
+def _load(settings: Settings, record_path: str | None) -> tuple[Path, dict[str, Any]]:
+    path = (
+        Path(record_path) if record_path else latest(settings.agent_id, Path(settings.record_dir))
+    )
+    rec = load(path)
+    if rec["agent_id"] != settings.agent_id:
+        raise ConfigError(
+            f"{path}: is a record for agent {rec['agent_id']}, not ELEVENLABS_AGENT_ID="
+            f"{settings.agent_id}; pass the right --record or agent id"
+        )
+    return path, rec
+
+
+def _existing(client: Client, entries: Iterable[KbEntry], own: Ownership) -> set[str]:
+    out: set[str] = set()
+    for e in entries:
+        if not own.owns(e):
+            continue  # unmanaged entries stay as they are now (a person may have moved them)
+        try:
+            client.get_document(e.id)
+            out.add(e.id)
+        except NotFound:
+            pass
+    return out
+
+
+def _print(out: TextIO, plan: RollbackPlan, dry_run: bool, as_json: bool) -> None:
+    if as_json:
+        payload = {"rollback": plan.steps(), "summary": plan.summary(), "dry_run": dry_run}
+        out.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    else:
+        out.write(plan.render() + "\n")
+    out.flush()
 
 
 def rollback_command(
@@ -35,163 +170,93 @@ def rollback_command(
     as_json: bool = False,
     options: Options | None = None,
 ) -> int:
-    path = (
-        Path(record_path) if record_path else latest(settings.agent_id, Path(settings.record_dir))
-    )
-    rec = load(path)
-    if rec["agent_id"] != settings.agent_id:
-        raise ConfigError(
-            f"{path}: is a record for agent {rec['agent_id']}, not ELEVENLABS_AGENT_ID="
-            f"{settings.agent_id}; pass the right --record or agent id"
-        )
-    before: list[dict[str, Any]] = rec["kb_before"]
-    saved: dict[str, dict[str, Any]] = rec.get("saved") or {}
-    current = agent_kb(read_agent(client, settings))
-    before_ids = {str(e.get("id")) for e in before}
-    current_ids = {str(e.get("id")) for e in current}
-    adopted = {
-        str(r["id"])
-        for i in (rec.get("plan") or {}).get("items", [])
-        if i.get("action") == "adopt"
-        for r in i.get("replaces", [])
-    }
-
-    def owned(e: dict[str, Any]) -> bool:  # what the push could have changed
-        return bool(parse(str(e.get("name", "")), settings.namespace)) or str(e["id"]) in adopted
-
-    keep: list[dict[str, Any]] = []
-    recreate: list[dict[str, Any]] = []
-    missing: list[dict[str, Any]] = []
-    for e in before:
-        if not owned(e):
-            continue  # unmanaged entries stay as they are now (a person may have moved them)
-        try:
-            client.get_document(str(e["id"]))
-            keep.append(e)
-        except NotFound:
-            (recreate if str(e["id"]) in saved else missing).append(e)
-    if missing:
-        names = ", ".join(str(e.get("name")) for e in missing)
-        raise SyncError(
-            f"{path}: cannot restore {names}: deleted and not saved in the record; nothing "
-            "was changed"
-        )
-    extra = [e for e in current if str(e.get("id")) not in before_ids and not owned(e)]
-    removed_since = [e for e in before if not owned(e) and str(e["id"]) not in current_ids]
-    created_names = {str(c["id"]): str(c.get("name")) for c in rec.get("created") or []}
-    created_ids = list(created_names)
-    steps = {
-        "record": str(path),
-        "restore": [{"id": e["id"], "name": e.get("name")} for e in before],
-        "recreate": [{"id": e["id"], "name": e.get("name")} for e in recreate],
-        "keep_unmanaged_added_since": [{"id": e["id"], "name": e.get("name")} for e in extra],
-        "unmanaged_removed_since_stay_removed": [
-            {"id": e["id"], "name": e.get("name")} for e in removed_since
-        ],
-        "delete_created": created_ids,
-    }
-    summary = (
-        f"Rollback: restore {len(before)} entries ({len(recreate)} to recreate), "
-        f"delete {len(created_ids)} created by run {rec.get('run_id')}"
-    )
-    if as_json:
-        out.write(
-            json.dumps(
-                {"rollback": steps, "summary": summary, "dry_run": dry_run},
-                ensure_ascii=False,
-                indent=2,
-            )
-            + "\n"
-        )
-    else:
-        out.write(summary + "\n")
-        for e in recreate:
-            out.write(f"  + recreate {e.get('name')} (was {e['id']})\n")
-        for i in created_ids:
-            out.write(f"  - delete {i}\n")
-    out.flush()
+    path, rec = _load(settings, record_path)
+    current = read_agent(client, settings).entries
+    own = record_ownership(rec, settings.namespace)
+    existing = _existing(client, entries_from(rec["kb_before"]), own)
+    plan = plan_rollback(rec, str(path), current, existing, settings.namespace)
+    _print(out, plan, dry_run, as_json)
     event(
         "rollback.plan",
         record=str(path),
-        restore=len(before),
-        recreate=len(recreate),
-        delete=len(created_ids),
+        restore=len(plan.before),
+        recreate=len(plan.recreate),
+        delete=len(plan.created),
         dry_run=dry_run,
     )
     if dry_run:
         return ExitCode.OK
-
-    opts = options or Options()
     record = RunRecord(
         directory=settings.record_dir,
         kind="rollback",
         agent_id=settings.agent_id,
         namespace=settings.namespace,
         base_url=settings.base_url,
-        kb_before=current,
+        kb_before=entries_json(current),
         options={"record": str(path)},
     )
-    applier = Applier(
-        client, clock, settings.agent_id, settings.namespace, settings.embedding_model, opts, record
-    )
-    new_id: dict[str, str] = {}
+    opts = options or Options()
+    applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
+    return _execute(plan, applier, client, record, out, as_json)
+
+
+def _recreate(plan: RollbackPlan, applier: Applier, client: Client) -> dict[str, str]:
+    """Upload and index the deleted documents again (reusing what an earlier rollback of
+    the same record recreated); old id -> new id. Nothing is attached yet."""
     results: list[DocResult] = []
-    for e in recreate:
-        text = str(saved[str(e["id"])]["text"])
+    texts: dict[str, str] = {}
+    for e in plan.recreate:
+        text = str(plan.saved[e.id]["text"])
         size = len(text.encode("utf-8"))
         earlier = [  # an earlier rollback of the same record already recreated it: reuse
-            d
-            for d in client.find_by_name(str(e.get("name")))
+            str(d["id"])
+            for d in client.find_by_name(e.name)
             if (d.get("metadata") or {}).get("size_bytes") == size
         ]
-        if earlier:
-            created = {"id": str(earlier[0]["id"])}
-            event("rollback.reused", name=e.get("name"), old_id=e["id"], id=created["id"])
-        else:
-            created = client.create_text(str(e.get("name")), text)
-            record.created.append({"id": created["id"], "name": e.get("name")})
-            event("rollback.recreated", name=e.get("name"), old_id=e["id"], id=created["id"])
-        new_id[str(e["id"])] = str(created["id"])
-        mode = str(e.get("usage_mode", "auto"))
-        item = Item("create", str(e.get("name")), str(e.get("name")), usage_mode=mode)
-        r = DocResult(item=item, doc_id=str(created["id"]), uploaded=True, usage_mode=mode)
-        if mode == "auto":
-            applier._compute(r)
-            results.append(r)
-        else:
-            r.status = "not_needed"
-    if results:
-        with ThreadPoolExecutor(max_workers=opts.concurrency) as pool:
-            applier._wait(results, pool)
-        bad = [r for r in results if not r.ready]
-        if bad:
-            for r in bad:
-                applier.delete_safely(Ref(str(r.doc_id), str(r.item.name), "rollback aborted"))
-            raise SyncError(
-                "rollback: recreated documents did not index ("
-                + ", ".join(f"{r.item.name}: {r.status}" for r in bad)
-                + "); the agent was not changed"
-            )
-    current_by_id = {str(e.get("id")): e for e in current}
-    desired = [
-        dict(e, id=new_id.get(str(e["id"]), e["id"])) if owned(e) else current_by_id[str(e["id"])]
-        for e in before
-        if owned(e) or str(e["id"]) in current_by_id
-    ] + extra
-    after = agent_kb(applier.patch(desired))
-    record.kb_after = after
+        texts[e.name] = text
+        item = Item("create", e.name, e.name, size, e.usage_mode, earlier[0] if earlier else None)
+        results.append(DocResult(item=item, usage_mode=e.usage_mode))
+    applier.upload(results, texts)
+    for e, r in zip(plan.recreate, results, strict=True):
+        kind = "rollback.recreated" if r.uploaded else "rollback.reused"
+        event(kind, name=e.name, old_id=e.id, id=r.doc_id)
+    applier.index(results)
+    bad = [r for r in results if not r.ready]
+    if bad:
+        for r in bad:
+            if r.doc_id:
+                applier.deleter.delete(Ref(r.doc_id, str(r.item.name), "rollback aborted"))
+        raise SyncError(
+            "rollback: recreated documents did not index ("
+            + ", ".join(f"{r.item.name}: {r.status}" for r in bad)
+            + "); the agent was not changed"
+        )
+    return {e.id: str(r.doc_id) for e, r in zip(plan.recreate, results, strict=True)}
+
+
+def _execute(
+    plan: RollbackPlan,
+    applier: Applier,
+    client: Client,
+    record: RunRecord,
+    out: TextIO,
+    as_json: bool,
+) -> int:
+    new_id = _recreate(plan, applier, client)
+    after = applier.patch(plan.desired(new_id))
+    record.kb_after = entries_json(after)
     record.patched = True
     event(
         "agent.patched",
-        agent=settings.agent_id,
-        count_before=len(current),
+        agent=applier.agent_id,
+        count_before=len(plan.current),
         count_after=len(after),
         reason="rollback",
     )
-    keep_ids = {str(e.get("id")) for e in after}
+    keep_ids = {e.id for e in after}
     record.deletions = [
-        applier.delete_safely(Ref(i, created_names[i], f"created by run {rec.get('run_id')}"))
-        for i in created_ids
+        applier.deleter.delete(Ref(i, name, f"created by run {plan.run_id}"))
+        for i, name in plan.created.items()
         if i not in keep_ids
     ]
     record.status = "done"
@@ -200,5 +265,5 @@ def rollback_command(
     partial = any(d["outcome"] in ("kept", "failed") for d in record.deletions)
     event("rollback.done", record=record.path, count_after=len(after), partial=partial)
     if not as_json:
-        out.write(f"Rolled back: knowledge base {len(current)} -> {len(after)} entries.\n")
+        out.write(f"Rolled back: knowledge base {len(plan.current)} -> {len(after)} entries.\n")
     return ExitCode.PARTIAL if partial else ExitCode.OK

@@ -10,7 +10,7 @@ from .client import Client
 from .config import Settings
 from .errors import ApiError
 from .naming import parse
-from .remote import agent_prompt, read_agent
+from .remote import read_agent
 
 
 def index_status(client: Client, doc_id: str, model: str) -> str:
@@ -26,25 +26,22 @@ def index_status(client: Client, doc_id: str, model: str) -> str:
 
 def gather(client: Client, settings: Settings) -> dict[str, Any]:
     agent = read_agent(client, settings)
-    prompt = agent_prompt(agent)
-    rag = prompt.get("rag") or {}
-    model = str(rag.get("embedding_model") or settings.embedding_model)
+    model = agent.embedding_model or settings.embedding_model
     entries = []
-    for e in prompt.get("knowledge_base") or []:
-        doc_id = str(e.get("id"))
-        m = parse(str(e.get("name", "")), settings.namespace)
+    for e in agent.entries:
+        m = parse(e.name, settings.namespace)
         size = None
         with contextlib.suppress(ApiError):
-            size = (client.get_document(doc_id).get("metadata") or {}).get("size_bytes")
+            size = (client.get_document(e.id).get("metadata") or {}).get("size_bytes")
         entries.append(
             {
-                "name": e.get("name"),
-                "id": doc_id,
+                "name": e.raw.get("name"),
+                "id": e.id,
                 "owner": "kb-sync" if m else "unmanaged",
                 "file": m.file if m else None,
-                "usage_mode": e.get("usage_mode", "auto"),
-                "index": index_status(client, doc_id, model)
-                if e.get("usage_mode", "auto") == "auto"
+                "usage_mode": e.usage_mode,
+                "index": index_status(client, e.id, model)
+                if e.usage_mode == "auto"
                 else "not needed (prompt)",
                 "size_bytes": size,
             }
@@ -55,8 +52,8 @@ def gather(client: Client, settings: Settings) -> dict[str, Any]:
     except ApiError:
         kb_size = {}
     return {
-        "agent": {"id": settings.agent_id, "name": agent.get("name")},
-        "rag": {"enabled": rag.get("enabled"), "embedding_model": rag.get("embedding_model")},
+        "agent": {"id": settings.agent_id, "name": agent.name},
+        "rag": {"enabled": agent.rag_enabled, "embedding_model": agent.embedding_model},
         "entries": entries,
         "quota": {
             "total_used_bytes": overview.get("total_used_bytes"),

@@ -15,11 +15,12 @@ from typing import Any, TextIO
 
 from .client import Client
 from .config import Settings
+from .content import same_content
+from .domain import KbEntry
 from .errors import ApiError, ExitCode, NotFound
-from .local import read_folder
+from .local import LocalDoc, read_folder
 from .naming import parse
-from .plan import same_content
-from .remote import agent_prompt, read_agent
+from .remote import read_agent
 from .status import index_status
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -32,102 +33,100 @@ def probe_query(text: str) -> str:
     return " ".join(max(lines, key=len).split())[:300]
 
 
+class _Audit:
+    def __init__(self, client: Client, settings: Settings, model: str) -> None:
+        self.client, self.settings, self.model = client, settings, model
+        self.checks: list[dict[str, Any]] = []
+
+    def check(self, name: str, ok: bool, detail: str = "", **extra: Any) -> None:
+        self.checks.append({"check": name, "ok": ok, "detail": detail, **extra})
+
+    def document(self, d: LocalDoc, e: KbEntry) -> None:
+        """One local file's entry: content read back, index, and the RAG probe."""
+        m = parse(e.name, self.settings.namespace)
+        try:
+            content = self.client.get_content(e.id)
+            fmt = None
+            if not same_content(d.text, content, None):
+                fmt = str(self.client.get_document(e.id).get("content_format", "html"))
+            same = same_content(d.text, content, fmt)
+        except NotFound:
+            self.check(f"{d.file}: attached", False, f"entry {e.id} points at a missing document")
+            return
+        self.check(
+            f"{d.file}: content equals the folder",
+            same and m is not None and m.fingerprint == d.fingerprint,
+            f"id {e.id}",
+            id=e.id,
+        )
+        if e.usage_mode != "auto":
+            self.check(f"{d.file}: indexed", True, "usage_mode prompt: no index needed", id=e.id)
+            return
+        status = index_status(self.client, e.id, self.model)
+        self.check(f"{d.file}: indexed", status == "succeeded", f"{self.model}: {status}", id=e.id)
+        self.rag_probe(d, e)
+
+    def rag_probe(self, d: LocalDoc, e: KbEntry) -> None:
+        name = f"{d.file}: RAG returns the current text"
+        try:
+            res = self.client.rag_query(self.settings.agent_id, probe_query(d.text))
+        except ApiError as exc:
+            self.check(name, False, f"rag-query failed: {exc}", id=e.id)
+            return
+        chunks = res.get("chunks") or []
+        hit = [c for c in chunks if c.get("document_id") == e.id]
+        ok = bool(hit) and all(
+            " ".join(str(c.get("content", "")).split()) in " ".join(d.text.split()) for c in hit
+        )
+        self.check(name, ok, f"{len(hit)} of {len(chunks)} chunks from this document", id=e.id)
+
+    def quota(self) -> dict[str, Any]:
+        try:
+            ov = self.client.rag_overview()
+        except ApiError:
+            return {}
+        return {
+            "total_used_bytes": ov.get("total_used_bytes"),
+            "total_max_bytes": ov.get("total_max_bytes"),
+        }
+
+
 def audit(client: Client, settings: Settings, folder: str) -> dict[str, Any]:
     local = read_folder(folder)
     agent = read_agent(client, settings)
-    prompt = agent_prompt(agent)
-    rag = prompt.get("rag") or {}
-    model = str(rag.get("embedding_model") or settings.embedding_model)
-    kb = list(prompt.get("knowledge_base") or [])
-    checks: list[dict[str, Any]] = []
-
-    def check(name: str, ok: bool, detail: str = "", **extra: Any) -> None:
-        checks.append({"check": name, "ok": ok, "detail": detail, **extra})
-
-    ids = Counter(str(e.get("id")) for e in kb)
+    kb = agent.entries
+    run = _Audit(client, settings, agent.embedding_model or settings.embedding_model)
+    ids = Counter(e.id for e in kb)
     dup_ids = [i for i, n in ids.items() if n > 1]
-    managed: dict[str, list[dict[str, Any]]] = {}
+    managed: dict[str, list[KbEntry]] = {}
     unmanaged = []
     for e in kb:
-        m = parse(str(e.get("name", "")), settings.namespace)
+        m = parse(e.name, settings.namespace)
         if m:
             managed.setdefault(m.file, []).append(e)
         else:
-            unmanaged.append({"id": e.get("id"), "name": e.get("name")})
+            unmanaged.append({"id": e.id, "name": e.raw.get("name")})
     dup_files = [f for f, es in managed.items() if len(es) > 1]
-    check(
+    run.check(
         "no duplicate entries",
         not dup_ids and not dup_files,
         ", ".join(dup_ids + dup_files) or f"{len(kb)} entries, all distinct",
     )
-    local_files = {d.file for d in local}
-    extra_files = sorted(set(managed) - local_files)
-    check("no managed entry without a local file", not extra_files, ", ".join(extra_files))
+    extra_files = sorted(set(managed) - {d.file for d in local})
+    run.check("no managed entry without a local file", not extra_files, ", ".join(extra_files))
     for d in local:
         entries = managed.get(d.file, [])
         if not entries:
-            check(f"{d.file}: attached", False, "no managed entry for this file")
-            continue
-        e = entries[0]
-        doc_id = str(e.get("id"))
-        m = parse(str(e.get("name")), settings.namespace)
-        try:
-            content = client.get_content(doc_id)
-            fmt = None
-            if not same_content(d.text, content, None):
-                fmt = str(client.get_document(doc_id).get("content_format", "html"))
-            same = same_content(d.text, content, fmt)
-        except NotFound:
-            check(f"{d.file}: attached", False, f"entry {doc_id} points at a missing document")
-            continue
-        check(
-            f"{d.file}: content equals the folder",
-            same and m is not None and m.fingerprint == d.fingerprint,
-            f"id {doc_id}",
-            id=doc_id,
-        )
-        mode = e.get("usage_mode", "auto")
-        if mode == "auto":
-            status = index_status(client, doc_id, model)
-            check(f"{d.file}: indexed", status == "succeeded", f"{model}: {status}", id=doc_id)
-            try:
-                res = client.rag_query(settings.agent_id, probe_query(d.text))
-                chunks = res.get("chunks") or []
-                hit = [c for c in chunks if c.get("document_id") == doc_id]
-                ok = bool(hit) and all(
-                    " ".join(str(c.get("content", "")).split()) in " ".join(d.text.split())
-                    for c in hit
-                )
-                check(
-                    f"{d.file}: RAG returns the current text",
-                    ok,
-                    f"{len(hit)} of {len(chunks)} chunks from this document",
-                    id=doc_id,
-                )
-            except ApiError as exc:
-                check(
-                    f"{d.file}: RAG returns the current text",
-                    False,
-                    f"rag-query failed: {exc}",
-                    id=doc_id,
-                )
+            run.check(f"{d.file}: attached", False, "no managed entry for this file")
         else:
-            check(f"{d.file}: indexed", True, "usage_mode prompt: no index needed", id=doc_id)
-    try:
-        ov = client.rag_overview()
-        quota = {
-            "total_used_bytes": ov.get("total_used_bytes"),
-            "total_max_bytes": ov.get("total_max_bytes"),
-        }
-    except ApiError:
-        quota = {}
-    failed = [c for c in checks if not c["ok"]]
+            run.document(d, entries[0])
+    failed = [c for c in run.checks if not c["ok"]]
     return {
         "ok": not failed,
         "agent": settings.agent_id,
-        "checks": failed + [c for c in checks if c["ok"]],
+        "checks": failed + [c for c in run.checks if c["ok"]],
         "unmanaged": unmanaged,
-        "quota": quota,
+        "quota": run.quota(),
         "entries": len(kb),
     }
 

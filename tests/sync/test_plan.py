@@ -6,7 +6,10 @@ from typing import Any
 
 from sync.local import LocalDoc, normalise
 from sync.naming import fingerprint, managed_name, parse
-from sync.plan import Snapshot, content_reads, make_plan, same_content
+from sync.content import same_content
+from sync.domain import AgentView, RemoteDoc, entries_from
+from sync.plan import Snapshot
+from sync.planner import content_reads, make_plan
 
 NS = "kb-sync"
 
@@ -29,9 +32,8 @@ def entry(doc: dict[str, Any], mode: str = "auto") -> dict[str, Any]:
 
 
 def snap(kb: list[dict[str, Any]], docs: list[dict[str, Any]]) -> Snapshot:
-    return Snapshot(
-        "agent_x", "A", kb, True, "multilingual_e5_large_instruct", {d["id"]: d for d in docs}
-    )
+    agent = AgentView("agent_x", "A", entries_from(kb), True, "multilingual_e5_large_instruct")
+    return Snapshot(agent, {str(d["id"]): RemoteDoc.from_json(d) for d in docs})
 
 
 BIG = "x" * 600

@@ -1,0 +1,63 @@
+"""What happened to each document of a run: uploaded, its index status, attached or not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .domain import KbEntry
+from .errors import ExitCode
+from .plan import Item
+
+# index statuses that are not final yet (the RAG index lifecycle: new -> created ->
+# processing -> succeeded | failed | rag_limit_exceeded | document_too_small | ...)
+PENDING = ("new", "created", "processing")
+
+
+@dataclass
+class DocResult:
+    item: Item
+    doc_id: str | None = None
+    uploaded: bool = False
+    status: str = "new"  # index status (pending until told), or not_needed / upload_failed
+    usage_mode: str = "auto"
+    seconds: float = 0.0
+    recomputes: int = 0
+    error: str | None = None
+    attached: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.doc_id is not None and self.status in ("succeeded", "not_needed")
+
+    @property
+    def pending(self) -> bool:
+        return self.doc_id is not None and self.status in PENDING
+
+    def locator(self) -> KbEntry:
+        assert self.doc_id is not None
+        return KbEntry.locator(self.doc_id, str(self.item.name), self.usage_mode)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.item.file,
+            "action": self.item.action,
+            "name": self.item.name,
+            "id": self.doc_id,
+            "uploaded": self.uploaded,
+            "index_status": self.status,
+            "usage_mode": self.usage_mode,
+            "index_seconds": round(self.seconds, 3),
+            "recomputes": self.recomputes,
+            "attached": self.attached,
+            "error": self.error,
+            "replaces": [r.id for r in self.item.replaces],
+        }
+
+
+@dataclass
+class Outcome:
+    exit_code: ExitCode
+    results: list[DocResult] = field(default_factory=list)
+    deletions: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
