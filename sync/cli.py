@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
-from . import __version__
+from . import __version__, generate
 from .apply import Options
 from .client import Client
 from .clock import Clock, SystemClock
@@ -173,13 +173,7 @@ def build_parser(env: Mapping[str, str] | None = None) -> argparse.ArgumentParse
     sp.add_argument("--dir", required=True)
     sp.add_argument("--json", action="store_true")
 
-    try:
-        from . import generate
-    except ImportError:  # pragma: no cover - while generate is being built
-        pass
-    else:
-        generate.add_parser(sub)
-        logging_options(sub.choices["generate"], top=False)
+    logging_options(generate.add_parser(sub), top=False)
     # The emulator is a test tool: its own parser, imported only when asked for, so the
     # sync's runtime path never loads it.
     sp = sub.add_parser(
@@ -220,9 +214,8 @@ def run(
 
             return emulator_main(args.rest)
         if args.command == "generate":
-            from . import generate
-
-            return int(generate.run(args))
+            push = _push_runner(args, env, clock, out, on_exchange)
+            return generate.run(args, env=env, push=push, out=out)
         settings = load_settings(env)
         register_secret(settings.api_key)
         clock = clock or SystemClock()
@@ -248,6 +241,23 @@ def run(
         sys.stderr.write(redact(traceback.format_exc()))
         sys.stderr.write("kb-sync: internal error (a bug); the agent keeps its previous state\n")
         return int(ExitCode.ERROR)
+
+
+def _push_runner(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    clock: Clock | None,
+    out: TextIO,
+    on_exchange: Callable[[dict[str, Any]], None] | None,
+) -> generate.PushRunner:
+    """``generate --upload``'s push: in this process, with the same env, clock, stdout and
+    log options as the generate run."""
+    log_args = ["--log-format", args.log_format, *(["-v"] if args.verbose else [])]
+
+    def push(argv: list[str]) -> int:
+        return run([*log_args, *argv], env=env, clock=clock, stdout=out, on_exchange=on_exchange)
+
+    return push
 
 
 def _dispatch(

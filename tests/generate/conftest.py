@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
 import threading
-import types
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sync import generate
-
-from .gen_support import SAMPLE, PushRecorder, Source, parse_args, sample_bytes
+from .gen_support import SAMPLE, Generate, PushRecorder, Source, sample_bytes
 
 
 @pytest.fixture
@@ -54,11 +49,10 @@ def source() -> Iterator[Source]:
 
 
 @pytest.fixture
-def gen() -> Callable[..., int]:
-    def run(*argv: str) -> int:
-        return generate.run(parse_args(list(argv)))
-
-    return run
+def gen() -> Generate:
+    """``kb-sync generate ARGV`` in-process, with ``os.environ`` as the env; ``--upload`` runs
+    the real push (``sync.cli.run``) unless the ``push`` fixture stands in for it."""
+    return Generate()
 
 
 @pytest.fixture(autouse=True)
@@ -67,15 +61,10 @@ def _no_env_source(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def push(monkeypatch: pytest.MonkeyPatch) -> PushRecorder:
-    """Replace ``sync.cli.main`` (real module or a stand-in while it does not exist)."""
+def push(gen: Generate) -> PushRecorder:
+    """Stand in for the push that ``generate --upload`` calls back."""
     rec = PushRecorder()
-    try:
-        cli = importlib.import_module("sync.cli")
-    except ImportError:
-        cli = types.ModuleType("sync.cli")
-        monkeypatch.setitem(sys.modules, "sync.cli", cli)
-    monkeypatch.setattr(cli, "main", rec, raising=False)
+    gen.push = rec
     return rec
 
 
@@ -83,7 +72,7 @@ def push(monkeypatch: pytest.MonkeyPatch) -> PushRecorder:
 def quarters(tmp_path: Path) -> Path:
     """A quarters/ folder already generated from the sample, with old mtimes."""
     out = tmp_path / "quarters"
-    code = generate.run(parse_args(["--source", str(SAMPLE), "--out", str(out)]))
+    code = Generate()("--source", str(SAMPLE), "--out", str(out))
     assert code == 0
     for p in out.iterdir():
         os.utime(p, ns=(1_600_000_000_000_000_000, 1_600_000_000_000_000_000))

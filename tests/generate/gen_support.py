@@ -6,11 +6,12 @@ import argparse
 import json
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sync import generate
+from sync import cli, generate
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "examples" / "monitoring-sample.json"
@@ -57,6 +58,21 @@ class PushRecorder:
     def __call__(self, argv: list[str]) -> int:
         self.calls.append(list(argv))
         return self.code
+
+
+def real_push(argv: list[str]) -> int:
+    """The push ``kb-sync generate --upload`` gets from the CLI: ``kb-sync push`` here."""
+    return cli.run(argv, env=dict(os.environ))
+
+
+@dataclass
+class Generate:
+    """``kb-sync generate ARGV`` in-process: the env is ``os.environ`` at call time."""
+
+    push: Callable[[list[str]], int] = real_push
+
+    def __call__(self, *argv: str) -> int:
+        return generate.run(parse_args(list(argv)), env=dict(os.environ), push=self.push)
 
 
 Snapshot = dict[str, tuple[bytes, int]]

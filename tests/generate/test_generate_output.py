@@ -255,11 +255,6 @@ def test_upload_runs_push_in_process_after_a_healthy_generate(
     assert len(list(out.glob("*.md"))) == 6  # written before the push ran
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("sync.cli") is None
-    or not hasattr(importlib.import_module("sync.cli"), "main"),
-    reason="sync.cli.main does not exist yet",
-)
 def test_upload_through_the_real_cli(
     tmp_path: Path, gen: Callable[..., int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -271,11 +266,6 @@ def test_upload_through_the_real_cli(
     assert code == ExitCode.BAD_INPUT
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("sync.cli") is None
-    or not hasattr(importlib.import_module("sync.cli"), "main"),
-    reason="sync.cli.main does not exist yet",
-)
 def test_generate_through_the_real_cli(tmp_path: Path, source: Source) -> None:
     from sync.cli import main as cli_main
 
