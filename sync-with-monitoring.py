@@ -30,26 +30,10 @@ def build_argv(argv: list[str]) -> list[str]:
     return ["generate", *args]
 
 
-def _run_without_cli(argv: list[str]) -> int:
-    """Fallback while ``sync.cli.main`` is not there: generate's own parser and run."""
-    import argparse
-
-    from sync import generate, log
-
-    parser = argparse.ArgumentParser(prog="sync-with-monitoring.py")
-    generate.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    log.setup()
-    return generate.run(args)
-
-
 def main(argv: list[str] | None = None) -> int:
-    kb_argv = build_argv(sys.argv[1:] if argv is None else argv)
-    try:
-        from sync.cli import main as cli_main
-    except ImportError:
-        return _run_without_cli(kb_argv)
-    return int(cli_main(kb_argv))
+    from sync.cli import main as cli_main  # after ROOT is on sys.path
+
+    return int(cli_main(build_argv(sys.argv[1:] if argv is None else argv)))
 
 
 if __name__ == "__main__":
