@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from sync.cli import run
 from sync.clock import FakeClock
-from sync.emulator import Backend, emulate, serve
+from sync.emulator import Backend, serve
+from sync.testing import Result, run_cli
 from tests.canary import CANARY_KEY
 
 pytestmark = pytest.mark.safety
@@ -38,11 +38,12 @@ class World:
     env: dict[str, str]
     kb_before: list[dict[str, Any]]
 
-    def run(self, *argv: str, env: dict[str, str] | None = None) -> int:
-        with emulate(self.backend):
-            return run(list(argv), env=self.env if env is None else env, clock=self.clock)
+    def run(self, *argv: str, env: dict[str, str] | None = None) -> Result:
+        return run_cli(
+            argv, self.env if env is None else env, backend=self.backend, clock=self.clock
+        )
 
-    def push(self, env: dict[str, str] | None = None) -> int:
+    def push(self, env: dict[str, str] | None = None) -> Result:
         return self.run("push", "--dir", str(self.dir), env=env)
 
     def nothing_written(self) -> None:
@@ -65,8 +66,8 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     return World(b, clock, agent, folder, env, b.agent_kb(agent))
 
 
-def one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
-    out, err = capsys.readouterr()
+def one_line_error(res: Result, *needles: str) -> str:
+    out, err = res.stdout, res.stderr
     assert "Traceback" not in out + err
     assert CANARY_KEY not in out + err
     lines = [ln for ln in err.splitlines() if ln.startswith("kb-sync: error:")]
@@ -79,99 +80,99 @@ def one_line_error(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
 # ----------------------------------------------------------------------- local files
 
 
-def test_invalid_utf8(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_utf8(world: World) -> None:
     (world.dir / "2025-Q2.md").write_bytes(b"caf\xe9 au lait\n" * 50)
-    assert world.push() == 5
-    one_line_error(capsys, "2025-Q2.md", "not valid UTF-8")
+    res = world.push()
+    assert res.code == 5
+    one_line_error(res, "2025-Q2.md", "not valid UTF-8")
     world.nothing_written()
 
 
 @pytest.mark.parametrize("content", [b"", b"   \n\t\r\n  \n"], ids=["empty", "whitespace"])
-def test_empty_or_whitespace_only(
-    world: World, capsys: pytest.CaptureFixture[str], content: bytes
-) -> None:
+def test_empty_or_whitespace_only(world: World, content: bytes) -> None:
     (world.dir / "2025-Q2.md").write_bytes(content)
-    assert world.push() == 5
-    one_line_error(capsys, "2025-Q2.md", "is empty")
+    res = world.push()
+    assert res.code == 5
+    one_line_error(res, "2025-Q2.md", "is empty")
     world.nothing_written()
 
 
-def test_binary_file_named_md(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_binary_file_named_md(world: World) -> None:
     (world.dir / "logo.md").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(200))
-    assert world.push() == 5
-    one_line_error(capsys, "logo.md", "binary")
+    res = world.push()
+    assert res.code == 5
+    one_line_error(res, "logo.md", "binary")
     world.nothing_written()
 
 
-def test_document_over_300k_characters(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_document_over_300k_characters(world: World) -> None:
     (world.dir / "huge.md").write_text("ж" * 300_001, "utf-8")  # characters, not bytes
-    assert world.push() == 5
-    one_line_error(capsys, "huge.md", "300001 characters", "300000")
+    res = world.push()
+    assert res.code == 5
+    one_line_error(res, "huge.md", "300001 characters", "300000")
     world.nothing_written()
 
 
 def test_exactly_300k_characters_is_accepted(world: World) -> None:
     (world.dir / "big.md").write_text("ж" * 300_000, "utf-8")
-    assert world.run("plan", "--dir", str(world.dir)) == 0
+    assert world.run("plan", "--dir", str(world.dir)).code == 0
     world.nothing_written()
 
 
-def test_names_with_spaces_and_unicode_are_fine(
-    world: World, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_names_with_spaces_and_unicode_are_fine(world: World) -> None:
     """Not bad input: such names are kept as they are in the managed name."""
     (world.dir / "Q1 отчёт (final).md").write_text(GOOD + "отчёт\n", "utf-8")
-    assert world.push() == 0
+    assert world.push().code == 0
     names = [e["name"] for e in world.backend.agent_kb(world.agent)]
     assert any(n.startswith("kb-sync:Q1 отчёт (final).md#") for n in names)
-    capsys.readouterr()
 
 
-def test_case_only_difference(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_case_only_difference(world: World) -> None:
     (world.dir / "2025-q1.md").write_text(GOOD + "lower\n", "utf-8")
-    assert world.push() == 5
-    one_line_error(capsys, "2025-Q1.md", "2025-q1.md", "differ only in case")
+    res = world.push()
+    assert res.code == 5
+    one_line_error(res, "2025-Q1.md", "2025-q1.md", "differ only in case")
     world.nothing_written()
 
 
-def test_two_unicode_forms_map_to_one_name(
-    world: World, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_two_unicode_forms_map_to_one_name(world: World) -> None:
     nfc = unicodedata.normalize("NFC", "café.md")
     nfd = unicodedata.normalize("NFD", "café.md")
     assert nfc != nfd
     (world.dir / nfc).write_text(GOOD, "utf-8")
     (world.dir / nfd).write_text(GOOD + "x\n", "utf-8")
-    assert world.push() == 5
-    one_line_error(capsys, "Unicode form", "rename one")
+    res = world.push()
+    assert res.code == 5
+    one_line_error(res, "Unicode form", "rename one")
     world.nothing_written()
 
 
-def test_symlink_leaving_the_folder(
-    world: World, capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
+def test_symlink_leaving_the_folder(world: World, tmp_path: Path) -> None:
     outside = tmp_path / "secret.md"
     outside.write_text(GOOD, "utf-8")
     (world.dir / "link.md").symlink_to(outside)
-    assert world.push() == 5
-    one_line_error(capsys, "link.md", "symlink leads outside")
+    res = world.push()
+    assert res.code == 5
+    one_line_error(res, "link.md", "symlink leads outside")
     world.nothing_written()
 
 
 def test_symlink_inside_the_folder_is_read(world: World) -> None:
     (world.dir / "alias.md").symlink_to(world.dir / "2025-Q1.md")
-    assert world.run("plan", "--dir", str(world.dir)) == 0
+    assert world.run("plan", "--dir", str(world.dir)).code == 0
 
 
-def test_missing_folder(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    assert world.run("push", "--dir", str(world.dir / "nope")) == 5
-    one_line_error(capsys, "nope", "does not exist")
+def test_missing_folder(world: World) -> None:
+    res = world.run("push", "--dir", str(world.dir / "nope"))
+    assert res.code == 5
+    one_line_error(res, "nope", "does not exist")
     world.nothing_written()
 
 
-def test_folder_is_a_file(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    assert world.run("push", "--dir", str(world.dir / "2025-Q1.md")) == 5
-    one_line_error(capsys, "2025-Q1.md", "is not a folder")
+def test_folder_is_a_file(world: World) -> None:
+    res = world.run("push", "--dir", str(world.dir / "2025-Q1.md"))
+    assert res.code == 5
+    one_line_error(res, "2025-Q1.md", "is not a folder")
     world.nothing_written()
 
 
@@ -187,35 +188,31 @@ def _deny(monkeypatch: pytest.MonkeyPatch, method: str, target: Path) -> None:
     monkeypatch.setattr(Path, method, denied)
 
 
-def test_unreadable_folder(
-    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unreadable_folder(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     _deny(monkeypatch, "iterdir", world.dir)
-    assert world.push() == 5
-    one_line_error(capsys, str(world.dir), "cannot be read", "Permission denied")
+    res = world.push()
+    assert res.code == 5
+    one_line_error(res, str(world.dir), "cannot be read", "Permission denied")
     world.nothing_written()
 
 
-def test_unreadable_file(
-    world: World, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unreadable_file(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     _deny(monkeypatch, "read_bytes", world.dir / "2025-Q1.md")
-    assert world.push() == 5
-    one_line_error(capsys, "2025-Q1.md", "cannot be read", "Permission denied")
+    res = world.push()
+    assert res.code == 5
+    one_line_error(res, "2025-Q1.md", "cannot be read", "Permission denied")
     world.nothing_written()
 
 
-def test_empty_folder_is_refused_by_the_mass_delete_guard(
-    world: World, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_empty_folder_is_refused_by_the_mass_delete_guard(world: World) -> None:
     """An empty source after a sync would remove every managed doc: a guard, exit 4."""
-    assert world.push() == 0
+    assert world.push().code == 0
     world.backend.clear_calls()
     world.kb_before = world.backend.agent_kb(world.agent)
     (world.dir / "2025-Q1.md").unlink()
-    capsys.readouterr()
-    assert world.push() == 4
-    one_line_error(capsys, "would delete 1 of 1", "--allow-mass-delete")
+    res = world.push()
+    assert res.code == 4
+    one_line_error(res, "would delete 1 of 1", "--allow-mass-delete")
     world.nothing_written()
 
 
@@ -255,23 +252,22 @@ def test_empty_folder_is_refused_by_the_mass_delete_guard(
 )
 def test_missing_or_malformed_setting(
     world: World,
-    capsys: pytest.CaptureFixture[str],
     drop: str | None,
     override: dict[str, str],
     code: int,
     needle: str,
 ) -> None:
     env = {k: v for k, v in world.env.items() if k != drop} | override
-    assert world.push(env=env) == code
-    one_line_error(capsys, needle)
+    res = world.push(env=env)
+    assert res.code == code
+    one_line_error(res, needle)
     world.nothing_written()
 
 
-def test_bad_option_is_one_line_exit_5(world: World, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        world.run("push", "--dir", str(world.dir), "--index-wait", "soon")
-    assert exc.value.code == 5
-    _, err = capsys.readouterr()
+def test_bad_option_is_one_line_exit_5(world: World) -> None:
+    res = world.run("push", "--dir", str(world.dir), "--index-wait", "soon")  # argparse's exit
+    assert res.code == 5
+    err = res.stderr
     assert err.strip().count("\n") == 0 and "--index-wait" in err and "'soon'" in err
     world.nothing_written()
 
@@ -279,32 +275,33 @@ def test_bad_option_is_one_line_exit_5(world: World, capsys: pytest.CaptureFixtu
 # ----------------------------------------------------------------------- the remote side
 
 
-def test_wrong_key_401(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_key_401(world: World) -> None:
     env = world.env | {"ELEVENLABS_API_KEY": "sk_wrong_" + "0" * 20}
-    assert world.push(env=env) == 5
-    line = one_line_error(capsys, "401", "invalid_api_key")
+    res = world.push(env=env)
+    assert res.code == 5
+    line = one_line_error(res, "401", "invalid_api_key")
     assert "sk_wrong_" not in line
     world.nothing_written()
 
 
-def test_unknown_agent_404(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_agent_404(world: World) -> None:
     env = world.env | {"ELEVENLABS_AGENT_ID": "agent_doesnotexist"}
-    assert world.push(env=env) == 5
-    one_line_error(capsys, "ELEVENLABS_AGENT_ID=agent_doesnotexist", "no such agent")
+    res = world.push(env=env)
+    assert res.code == 5
+    one_line_error(res, "ELEVENLABS_AGENT_ID=agent_doesnotexist", "no such agent")
     world.nothing_written()
 
 
-def test_agent_with_rag_disabled(world: World, capsys: pytest.CaptureFixture[str]) -> None:
+def test_agent_with_rag_disabled(world: World) -> None:
     agent = world.backend.seed_agent(rag_enabled=False)
-    assert world.push(env=world.env | {"ELEVENLABS_AGENT_ID": agent}) == 5
-    one_line_error(capsys, agent, "RAG disabled")
+    res = world.push(env=world.env | {"ELEVENLABS_AGENT_ID": agent})
+    assert res.code == 5
+    one_line_error(res, agent, "RAG disabled")
     world.nothing_written()
     assert world.backend.agent_kb(agent) == []
 
 
-def test_old_script_duplicates_are_shown_then_replaced_with_adopt_legacy(
-    world: World, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_old_script_duplicates_are_shown_then_replaced_with_adopt_legacy(world: World) -> None:
     """The old script left two uploads of 2025-Q1.md on the agent (named after the file).
 
     Without --adopt-legacy the plan names them and leaves them alone (unmanaged). With it,
@@ -313,11 +310,11 @@ def test_old_script_duplicates_are_shown_then_replaced_with_adopt_legacy(
     b = world.backend
     dup1 = b.seed_document("2025-Q1.md", GOOD, attach_to=[world.agent])
     dup2 = b.seed_document("2025-Q1", GOOD + "older\n", attach_to=[world.agent])
-    assert world.run("plan", "--dir", str(world.dir)) == 0
-    out = capsys.readouterr().out
+    res = world.run("plan", "--dir", str(world.dir))
+    assert res.code == 0
+    out = res.stdout
     assert "--adopt-legacy" in out and dup1 in out and dup2 in out
-    assert world.run("push", "--dir", str(world.dir), "--adopt-legacy", "--json") == 0
-    capsys.readouterr()
+    assert world.run("push", "--dir", str(world.dir), "--adopt-legacy", "--json").code == 0
     kb = b.agent_kb(world.agent)
     assert [e["name"] for e in kb][0] == "Pricing FAQ"
     managed = [e for e in kb if e["name"].startswith("kb-sync:2025-Q1.md#")]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from sync.cli import run
 from sync.clock import FakeClock
 from sync.emulator import Backend, emulate
+from sync.testing import Result, run_cli
 from tests.canary import CANARY_KEY
 from tests.contract.spec import validate_call
 
@@ -26,13 +24,6 @@ def para(seed: str, n: int = 8) -> str:
         f"Раздел {i} документа {seed}: выручка и показатели мониторинга {seed} за период {i}."
         for i in range(n)
     )
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    log: str
 
 
 @dataclass
@@ -54,26 +45,13 @@ class Kit:
         (self.dir / name).unlink()
 
     def kb(self, *argv: str, env: dict[str, str] | None = None) -> Result:
-        out = io.StringIO()
-        logs = io.StringIO()
-        handler = logging.StreamHandler(logs)
-        from sync.log import HumanFormatter, RedactFilter
-
-        handler.addFilter(RedactFilter())
-        handler.setFormatter(HumanFormatter())
-        logger = logging.getLogger("sync")
-        logger.addHandler(handler)
-        try:
-            code = run(
-                list(argv),
-                env=env if env is not None else self.env,
-                clock=self.clock,
-                stdout=out,
-                on_exchange=self.exchanges.append,
-            )
-        finally:
-            logger.removeHandler(handler)
-        return Result(code, out.getvalue(), logs.getvalue())
+        """``kb-sync ARGV`` against the kit's emulator (the fixture holds ``emulate``)."""
+        return run_cli(
+            argv,
+            env if env is not None else self.env,
+            clock=self.clock,
+            on_exchange=self.exchanges.append,
+        )
 
     def push(self, *extra: str) -> Result:
         return self.kb("push", "--dir", str(self.dir), *extra)
@@ -99,9 +77,12 @@ def kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kit]:
     docs = tmp_path / "quarters"
     docs.mkdir()
     records = tmp_path / "runs"
-    monkeypatch.setenv("KB_SYNC_RECORD_DIR", str(records))
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # the per-agent lock file
-    env = {"ELEVENLABS_API_KEY": CANARY_KEY, "ELEVENLABS_AGENT_ID": agent_id}
+    env = {
+        "ELEVENLABS_API_KEY": CANARY_KEY,
+        "ELEVENLABS_AGENT_ID": agent_id,
+        "KB_SYNC_RECORD_DIR": str(records),  # settings come from the env given, only
+    }
     k = Kit(backend, clock, agent_id, docs, records, env)
     with emulate(backend):
         yield k

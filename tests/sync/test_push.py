@@ -33,7 +33,7 @@ def test_first_push_creates_indexes_attaches_and_is_stable(kit: Kit) -> None:
     for extra in ((), ("--strict-hash",)):
         r = kit.push(*extra)
         assert r.code == 0
-        assert "0 to add, 0 to change, 0 to destroy" in r.out
+        assert "0 to add, 0 to change, 0 to destroy" in r.stdout
     assert kit.writes() == []
 
 
@@ -41,7 +41,7 @@ def test_dry_run_makes_no_write_request(kit: Kit) -> None:
     kit.write("a.md", para("a"))
     r = kit.push("--dry-run")
     assert r.code == 0
-    assert "1 to add, 0 to change, 0 to destroy" in r.out
+    assert "1 to add, 0 to change, 0 to destroy" in r.stdout
     assert kit.writes() == []
     assert kit.backend.agent_kb(kit.agent_id) == []
 
@@ -59,7 +59,7 @@ def test_plan_json_is_machine_readable(kit: Kit) -> None:
     kit.write("2025-Q2.md", "# changed\n\n" + para("new"))
     kit.remove("2025-Q3.md")
     kit.write("2026-Q1.md", para("q"))
-    data = json.loads(kit.kb("plan", "--dir", str(kit.dir), "--json").out)
+    data = json.loads(kit.kb("plan", "--dir", str(kit.dir), "--json").stdout)
     assert data["plan"]["summary"]["add"] == 1
     assert data["plan"]["summary"]["change"] == 1
     assert data["plan"]["summary"]["destroy"] == 1
@@ -77,7 +77,7 @@ def test_update_replaces_in_place_then_deletes_old(kit: Kit) -> None:
     old = {kit.file_of(e): e["id"] for e in kit.managed_kb()}
     kit.write("2025-Q2.md", "# 2025-Q2 revised\n\n" + para("revised"))
     r = kit.push()
-    assert r.code == 0, r.log
+    assert r.code == 0, r.stderr
     kb = kit.managed_kb()
     assert [kit.file_of(e) for e in kb] == ["2025-Q1.md", "2025-Q2.md", "2025-Q3.md"]
     new_id = kb[1]["id"]
@@ -103,10 +103,10 @@ def test_same_size_edit_in_the_ui_is_caught_only_by_strict_hash(kit: Kit) -> Non
     edited = doc.text.replace("выручка", "ВЫРУЧКА", 1)
     assert len(edited.encode()) == len(doc.text.encode())
     doc.text = edited  # a person edited the content in the ElevenLabs UI
-    assert "0 to change" in kit.push("--dry-run").out
+    assert "0 to change" in kit.push("--dry-run").stdout
     r = kit.push("--strict-hash")
     assert r.code == 0
-    assert "1 to change" in r.out
+    assert "1 to change" in r.stdout
     fresh = kit.managed_kb()[0]
     assert kit.backend.docs[fresh["id"]].text == (kit.dir / "2025-Q1.md").read_text()
 
@@ -116,7 +116,7 @@ def test_local_same_size_edit_is_caught_without_strict(kit: Kit) -> None:
     p = kit.dir / "2025-Q1.md"
     text = p.read_text()
     p.write_text(text.replace("1", "7", 1))
-    assert "1 to change" in kit.push("--dry-run").out
+    assert "1 to change" in kit.push("--dry-run").stdout
 
 
 def test_legacy_html_content_does_not_churn_under_strict(kit: Kit) -> None:
@@ -125,7 +125,7 @@ def test_legacy_html_content_does_not_churn_under_strict(kit: Kit) -> None:
     doc = kit.backend.docs[kit.managed_kb()[0]["id"]]
     doc.content_format = "html"  # the server returns the same document as HTML
     r = kit.push("--strict-hash")
-    assert "0 to add, 0 to change, 0 to destroy" in r.out
+    assert "0 to add, 0 to change, 0 to destroy" in r.stdout
 
 
 def test_small_docs_default_to_prompt_mode(kit: Kit) -> None:
@@ -135,7 +135,7 @@ def test_small_docs_default_to_prompt_mode(kit: Kit) -> None:
     assert r.code == 0
     modes = {kit.file_of(e): e["usage_mode"] for e in kit.managed_kb()}
     assert modes == {"big.md": "auto", "tiny.md": "prompt"}
-    assert "doc.small" in r.log
+    assert "doc.small" in r.stderr
 
 
 def test_small_docs_fail_policy_refuses_before_any_write(kit: Kit) -> None:
@@ -160,7 +160,7 @@ def test_index_pending_at_deadline_keeps_old_version(kit: Kit) -> None:
     r = kit.push("--index-wait", "20")
     assert r.code == ExitCode.PARTIAL
     assert kit.managed_kb() == old  # agent untouched: old version kept
-    assert "index still processing after 20s" in r.log
+    assert "index still processing after 20s" in r.stderr
     # the pending upload is left for the next run, which reuses it once indexed
     for idx in kit.backend.indexes.values():  # indexing finally completes on the server
         if idx.fate == "stuck":
@@ -176,8 +176,8 @@ def test_index_failed_once_is_recomputed(kit: Kit) -> None:
     kit.backend.set_index_behaviour("kb-sync:a.md", "failed", times=1)
     kit.write("a.md", para("a"))
     r = kit.push()
-    assert r.code == 0, r.log
-    assert "index.recompute" in r.log
+    assert r.code == 0, r.stderr
+    assert "index.recompute" in r.stderr
     assert kit.backend.index_status(kit.managed_kb()[0]["id"]) == "succeeded"
 
 
@@ -201,7 +201,7 @@ def test_rag_limit_exceeded_attaches_nothing_unindexed_and_reports_quota(kit: Ki
     kit.write("2025-Q1.md", "# new\n\n" + para("x"))
     r = kit.push()
     assert r.code == ExitCode.REFUSED  # pre-flight sees it before any upload
-    assert "quota.preflight" in r.log
+    assert "quota.preflight" in r.stderr
     assert kit.writes() == []
     assert kit.backend.agent_kb(kit.agent_id) == before
 
@@ -219,7 +219,7 @@ def test_rag_limit_exceeded_during_indexing(kit: Kit) -> None:
     kit.write("2025-Q1.md", "# new\n\n" + para("x"))
     r = kit.push()
     assert r.code == ExitCode.PARTIAL
-    assert "quota.exceeded" in r.log
+    assert "quota.exceeded" in r.stderr
     assert kit.backend.agent_kb(kit.agent_id) == before
 
 
@@ -232,13 +232,13 @@ def test_removed_file_is_detached_and_deleted(kit: Kit) -> None:
     assert [kit.file_of(e) for e in kit.managed_kb()] == ["2025-Q1.md", "2025-Q2.md"]
 
 
-def test_mass_delete_guard(kit: Kit, capsys: pytest.CaptureFixture[str]) -> None:
+def test_mass_delete_guard(kit: Kit) -> None:
     seed_three(kit)
     for q in ("2025-Q1", "2025-Q2"):
         kit.remove(f"{q}.md")
     r = kit.push()
     assert r.code == ExitCode.REFUSED
-    last = capsys.readouterr().err.strip().splitlines()[-1]
+    last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("kb-sync: error:") and "--allow-mass-delete" in last
     assert kit.writes() == []
     assert kit.push("--allow-mass-delete").code == 0
@@ -250,8 +250,8 @@ def test_lingering_dependency_is_retried_then_forced(kit: Kit) -> None:
     kit.backend.linger(10)
     kit.remove("2025-Q3.md")
     r = kit.push()
-    assert r.code == 0, r.log
-    assert "force-deleted" in r.log
+    assert r.code == 0, r.stderr
+    assert "force-deleted" in r.stderr
     assert len(kit.managed_docs()) == 2
 
 
@@ -261,8 +261,8 @@ def test_lingering_dependency_that_clears(kit: Kit) -> None:
     kit.remove("2025-Q3.md")
     r = kit.push()
     assert r.code == 0
-    assert "dependency lingers" in r.log
-    assert "force-deleted" not in r.log
+    assert "dependency lingers" in r.stderr
+    assert "force-deleted" not in r.stderr
 
 
 def test_doc_used_by_another_agent_is_never_forced(kit: Kit) -> None:
@@ -276,7 +276,7 @@ def test_doc_used_by_another_agent_is_never_forced(kit: Kit) -> None:
     assert shared["id"] in kit.backend.docs
     assert [e["id"] for e in kit.backend.agent_kb(other)] == [shared["id"]]
     assert all(not (c.method == "DELETE" and c.query.get("force")) for c in kit.backend.calls)
-    assert "kept" in r.log
+    assert "kept" in r.stderr
 
 
 def test_unmanaged_entries_are_never_touched(kit: Kit) -> None:
@@ -300,9 +300,9 @@ def test_adopt_legacy_replaces_old_script_uploads_and_duplicates(kit: Kit) -> No
     l1b = kit.backend.seed_document("2025-Q1", para("old q1"), attach_to=[kit.agent_id])
     other = kit.backend.seed_document("Unrelated", para("u"), attach_to=[kit.agent_id])
     r = kit.push("--dry-run")
-    assert "--adopt-legacy" in r.out  # the plan points at the old uploads
+    assert "--adopt-legacy" in r.stdout  # the plan points at the old uploads
     r = kit.push("--adopt-legacy", "--dry-run")
-    assert "adopt (1)" in r.out
+    assert "adopt (1)" in r.stdout
     assert kit.push("--adopt-legacy").code == 0
     kb = kit.backend.agent_kb(kit.agent_id)
     shown = [kit.file_of(e) if e["name"].startswith("kb-sync:") else e["name"] for e in kb]
@@ -386,7 +386,7 @@ def test_create_is_never_blindly_retried(kit: Kit, fault: FaultRule) -> None:
     kit.backend.add_fault(fault)
     kit.write("a.md", para("a"))
     r = kit.push()
-    assert r.code == 0, r.log
+    assert r.code == 0, r.stderr
     assert len(kit.managed_docs()) == 1  # one document, not two
     assert len(kit.managed_kb()) == 1
 
@@ -410,7 +410,7 @@ def test_patch_retries_rag_index_not_ready(kit: Kit) -> None:
     )
     r = kit.push()
     assert r.code == 0
-    assert "agent.patch_retry" in r.log
+    assert "agent.patch_retry" in r.stderr
 
 
 def test_stale_plan_is_not_overwritten(kit: Kit) -> None:
@@ -432,7 +432,7 @@ def test_stale_plan_is_not_overwritten(kit: Kit) -> None:
     kit.backend.after_request.append(person_edits)
     r = kit.push()
     assert r.code == ExitCode.REFUSED
-    assert "changed since the plan" in r.log + r.out
+    assert "changed since the plan" in r.stderr + r.stdout
     assert not any(c.method == "PATCH" for c in kit.backend.calls)
 
 
@@ -454,7 +454,7 @@ def test_converges_after_a_crash_and_reuses_the_orphan(kit: Kit) -> None:
     assert [kit.file_of(e) for e in kit.managed_kb()] == ["2025-Q1.md", "2025-Q2.md", "2025-Q3.md"]
     kit.backend.clear_calls()
     r = kit.push()
-    assert r.code == 0, r.log
+    assert r.code == 0, r.stderr
     creates = [c for c in kit.backend.calls if c.method == "POST" and c.path.endswith("/text")]
     assert creates == []  # the orphan upload was reused
     assert len(kit.managed_docs()) == 3  # and no orphan left behind
@@ -480,7 +480,7 @@ def test_run_record_and_before_line(kit: Kit) -> None:
     assert rec["deletions"][0]["outcome"] == "deleted"
     old_id = rec["deletions"][0]["id"]
     assert old_id in rec["saved"] and "2025-Q1" in rec["saved"][old_id]["text"]
-    assert "kb.before" in r.log and "count=3" in r.log
+    assert "kb.before" in r.stderr and "count=3" in r.stderr
 
 
 def test_log_lines_prove_each_step(kit: Kit) -> None:
@@ -501,4 +501,4 @@ def test_log_lines_prove_each_step(kit: Kit) -> None:
         "run.done",
         'updated=["2025-Q2.md"]',
     ):
-        assert needle in r.log, needle
+        assert needle in r.stderr, needle

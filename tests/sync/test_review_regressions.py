@@ -31,7 +31,7 @@ def test_transient_error_on_the_first_index_call_is_polled_again(kit: Kit) -> No
     kit.write("a.md", para("a"))
     kit.backend.add_fault(server_error(503, method="POST", path="rag-index$", times=6))
     r = kit.push()
-    assert r.code == 0, r.log
+    assert r.code == 0, r.stderr
     assert [kit.file_of(e) for e in kit.managed_kb()] == ["a.md"]
 
 
@@ -40,7 +40,7 @@ def test_an_orphan_whose_index_never_finishes_is_replaced_on_the_next_run(kit: K
     kit.backend.set_index_behaviour("kb-sync:a.md", "stuck", times=1)
     assert kit.push("--index-wait", "10").code == ExitCode.PARTIAL  # upload kept for reuse
     r = kit.push("--index-wait", "10")  # reused, still stuck: dropped
-    assert r.code == ExitCode.PARTIAL and "a run later" in r.log
+    assert r.code == ExitCode.PARTIAL and "a run later" in r.stderr
     assert kit.push("--index-wait", "10").code == 0  # uploaded afresh, indexed
     assert [kit.file_of(e) for e in kit.managed_kb()] == ["a.md"]
 
@@ -70,8 +70,8 @@ def test_rollback_leaves_unmanaged_entries_as_they_are_now(kit: Kit) -> None:
     ] = [e for e in kit.backend.agent_kb(kit.agent_id) if e["id"] not in (faq, gone)]
     del kit.backend.docs[gone]
     r = kit.kb("rollback", "--json")
-    assert r.code == 0, r.log
-    assert json.loads(r.out)["rollback"]["unmanaged_removed_since_stay_removed"]
+    assert r.code == 0, r.stderr
+    assert json.loads(r.stdout)["rollback"]["unmanaged_removed_since_stay_removed"]
     assert [e["id"] for e in kit.backend.agent_kb(kit.agent_id)] == [
         e["id"] for e in kit.managed_kb()
     ]
@@ -83,7 +83,7 @@ def test_adopt_legacy_with_skipped_small_docs_is_not_a_stale_plan(kit: Kit) -> N
     kit.write("small.md", "tiny")
     kit.write("big.md", para("big"))
     r = kit.push("--adopt-legacy", "--small-docs", "skip")
-    assert r.code == 0, r.log
+    assert r.code == 0, r.stderr
     assert "small.md" in names(kit)  # skipped: the legacy entry is left alone
 
 
@@ -93,7 +93,7 @@ def test_another_agents_docs_in_a_shared_namespace_are_not_orphans(kit: Kit) -> 
     kit.write("a.md", para("a"))
     assert kit.push().code == 0
     r = kit.kb("plan", "--dir", str(kit.dir), "--detailed-exitcode")
-    assert r.code == 0 and "cleanup" not in r.out
+    assert r.code == 0 and "cleanup" not in r.stdout
     assert len(kit.backend.agent_kb(other)) == 1
 
 

@@ -35,10 +35,10 @@ def test_rollback_restores_previous_kb_even_after_deletion(kit: Kit) -> None:
 
     kit.backend.clear_calls()
     dry = kit.kb("rollback", "--dry-run")
-    assert dry.code == 0 and "2 to recreate" in dry.out
+    assert dry.code == 0 and "2 to recreate" in dry.stdout
     assert kit.writes() == []
     r = kit.kb("rollback")
-    assert r.code == 0, r.log
+    assert r.code == 0, r.stderr
     assert contents(kit) == before  # same names, same text, same order, same modes
     for e in kit.managed_kb():
         assert kit.backend.index_status(e["id"]) == "succeeded"
@@ -51,7 +51,7 @@ def test_rollback_restores_previous_kb_even_after_deletion(kit: Kit) -> None:
     assert not [c for c in kit.backend.calls if c.path.endswith("/text")]
     assert len(kit.managed_docs()) == 2
     # and the folder, re-pushed, would bring the change back (the record is not state)
-    assert "1 to change" in kit.push("--dry-run").out
+    assert "1 to change" in kit.push("--dry-run").stdout
 
 
 def test_rollback_of_a_named_record_and_wrong_agent(kit: Kit) -> None:
@@ -75,20 +75,20 @@ def test_status_lists_entries_owner_index_and_quota(kit: Kit) -> None:
     seed(kit)
     kit.backend.clear_calls()
     r = kit.kb("status", "--json")
-    data = json.loads(r.out)
+    data = json.loads(r.stdout)
     owners = [e["owner"] for e in data["entries"]]
     assert owners == ["unmanaged", "kb-sync", "kb-sync"]
     assert {e["index"] for e in data["entries"]} == {"succeeded"}
     assert data["quota"]["total_used_bytes"] == kit.backend.used_bytes()
-    assert "Workspace RAG quota" in kit.kb("status").out
+    assert "Workspace RAG quota" in kit.kb("status").stdout
     assert kit.writes() == []
 
 
 def test_verify_passes_after_push_and_fails_on_drift(kit: Kit) -> None:
     seed(kit)
     ok = kit.kb("verify", "--dir", str(kit.dir), "--json")
-    assert ok.code == 0, ok.out
-    report = json.loads(ok.out)
+    assert ok.code == 0, ok.stdout
+    report = json.loads(ok.stdout)
     assert report["ok"] and [u["name"] for u in report["unmanaged"]] == ["Manual FAQ"]
     assert any("RAG returns the current text" in c["check"] for c in report["checks"])
     # a person edits a document in the UI: verify catches it
@@ -96,7 +96,7 @@ def test_verify_passes_after_push_and_fails_on_drift(kit: Kit) -> None:
     doc.text = doc.text.replace("2025-Q1", "2099-Q9")
     bad = kit.kb("verify", "--dir", str(kit.dir))
     assert bad.code == ExitCode.VERIFY_FAILED
-    assert bad.out.startswith("FAIL")
+    assert bad.stdout.startswith("FAIL")
 
 
 def test_verify_flags_duplicates_and_unindexed(kit: Kit) -> None:
@@ -106,5 +106,5 @@ def test_verify_flags_duplicates_and_unindexed(kit: Kit) -> None:
     kit.backend.attach(kit.agent_id, dup)
     r = kit.kb("verify", "--dir", str(kit.dir), "--json")
     assert r.code == ExitCode.VERIFY_FAILED
-    failed = [c["check"] for c in json.loads(r.out)["checks"] if not c["ok"]]
+    failed = [c["check"] for c in json.loads(r.stdout)["checks"] if not c["ok"]]
     assert "no duplicate entries" in failed
