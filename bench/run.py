@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import os
 import platform
@@ -34,23 +32,22 @@ def log(msg: str) -> None:
 
 
 def run_cli(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-    """``kb-sync ARGV`` in-process; its log lines are kept, not shown."""
-    from sync.cli import run
+    """``kb-sync ARGV`` in-process (``sync.testing.run_cli``), timed; its log lines are kept,
+    not shown."""
+    from sync.testing import run_cli as run
 
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(err):
-        c0, t0 = time.process_time(), time.perf_counter()
-        code = run(argv, env=env, stdout=out)
-        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    c0, t0 = time.process_time(), time.perf_counter()
+    res = run(argv, env)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     result = {
-        "exit": code,
+        "exit": res.code,
         "seconds": seconds,
         "cpu_seconds": cpu,  # this process only: the sync (the emulator runs in another)
-        "stdout": out.getvalue(),
-        "log": err.getvalue(),
+        "stdout": res.stdout,
+        "log": res.stderr,
     }
-    if code != 0:
-        log(f"kb-sync {' '.join(argv)} exited {code}:\n{err.getvalue()[-3000:]}")
+    if res.code != 0:
+        log(f"kb-sync {' '.join(argv)} exited {res.code}:\n{res.stderr[-3000:]}")
     return result
 
 

@@ -22,8 +22,9 @@ from sync.clock import FakeClock, SystemClock
 from sync.emulator import Backend, Call, emulate, serve
 from sync.naming import parse
 from sync.push import agent_lock
+from sync.testing import Result, run_cli
 from tests.canary import CANARY_KEY
-from tests.property.harness import Watch, detach, env_for, run_cli
+from tests.property.harness import Watch, detach, env_for
 
 pytestmark = pytest.mark.safety
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,9 +51,12 @@ class World:
         )
         self.watch.install()
 
-    def push(self, *extra: str) -> Any:
+    def push(self, *extra: str) -> Result:
+        """One push; the test holds ``emulate`` (two pushes may share it, in two threads)."""
         return run_cli(
-            ["push", "--dir", str(self.dir), "--allow-mass-delete", *extra], self.env, self.clock
+            ["push", "--dir", str(self.dir), "--allow-mass-delete", *extra],
+            self.env,
+            clock=self.clock,
         )
 
     def managed_entries(self) -> list[dict[str, Any]]:
@@ -84,7 +88,7 @@ def test_lock_held_refuses_before_any_write(tmp_path: Path) -> None:
     with emulate(w.b), _hold_lock(w.agent):
         res = w.push()
     assert res.code == 4
-    assert "holds the lock" in res.err and w.agent in res.err
+    assert "holds the lock" in res.stderr and w.agent in res.stderr
     assert [c for c in w.b.calls if c.method != "GET"] == []
     with emulate(w.b):
         assert w.push().code == 0
@@ -105,7 +109,7 @@ def test_second_push_while_first_applies_is_refused_by_the_lock(tmp_path: Path) 
         return orig(method, path, *a, **kw)
 
     w.b.handle = handle  # type: ignore[method-assign]
-    results: dict[str, Any] = {}
+    results: dict[str, Result] = {}
     with emulate(w.b):
         t = threading.Thread(target=lambda: results.setdefault("A", w.push()), name="push-A")
         t.start()
@@ -113,8 +117,8 @@ def test_second_push_while_first_applies_is_refused_by_the_lock(tmp_path: Path) 
         results["B"] = w.push()
         b_done.set()
         t.join(20)
-    assert results["B"].code == 4 and "holds the lock" in results["B"].err
-    assert results["A"].code == 0, results["A"].err
+    assert results["B"].code == 4 and "holds the lock" in results["B"].stderr
+    assert results["A"].code == 0, results["A"].stderr
     assert not w.watch.end_state_problems(w.local, allow_shared_orphans=False)
     assert max(w.creates().values()) == 1
     assert not w.watch.violations
@@ -138,7 +142,7 @@ def test_push_planned_during_another_run_does_not_upload_again(tmp_path: Path) -
         return resp
 
     w.b.handle = handle  # type: ignore[method-assign]
-    results: dict[str, Any] = {}
+    results: dict[str, Result] = {}
     with emulate(w.b):
         t = threading.Thread(target=lambda: results.setdefault("B", w.push()), name="push-B")
         t.start()
@@ -148,7 +152,7 @@ def test_push_planned_during_another_run_does_not_upload_again(tmp_path: Path) -
         assert len([c for c in w.b.calls if c.method != "GET"]) == writes_before
         a_done.set()
         t.join(20)
-        assert results["A"].code == 4 and "holds the lock" in results["A"].err
+        assert results["A"].code == 4 and "holds the lock" in results["A"].stderr
         assert results["B"].code == 0
         assert w.push().code == 0
     assert not w.watch.end_state_problems(w.local, allow_shared_orphans=False)
@@ -177,8 +181,8 @@ def test_person_edits_managed_entries_between_plan_and_patch(tmp_path: Path) -> 
     with emulate(w.b):
         res = w.push()
     assert fired
-    assert res.code == 4, res.err
-    assert "changed since the plan" in res.err
+    assert res.code == 4, res.stderr
+    assert "changed since the plan" in res.stderr
     kb_ids = [e["id"] for e in w.b.agent_kb(w.agent)]
     assert victim["id"] not in kb_ids  # the person's edit stands
     assert [c.method for c in w.b.calls if c.method in ("PATCH", "DELETE")] == []

@@ -1,26 +1,25 @@
 """Shared test harness for the safety suites (property, bad input, secrets, concurrency).
 
-- :func:`run_cli` runs ``kb-sync`` in-process with captured stdout/stderr;
+- ``kb-sync`` runs in-process through :func:`sync.testing.run_cli`;
 - :class:`Watch` checks the safety invariants on the emulator's state after every request
   (installed as a ``Backend.after_request`` hook) and records violations instead of raising
   (the CLI turns stray exceptions into exit 1, which would hide them);
 - :class:`Crasher` kills a run at a chosen request, as a killed cron would: the process dies
-  before (or just after) the server committed that request, and sends nothing more.
+  before (or just after) the server committed that request, and sends nothing more
+  (``run_cli`` reports it as ``Result.killed``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sync.cli import run
-from sync.clock import FakeClock
 from sync.emulator import Backend, Call
 from sync.naming import parse
+from sync.testing import Killed
 
 BASE = "https://api.elevenlabs.io"
 MODEL = "multilingual_e5_large_instruct"
@@ -70,35 +69,9 @@ def same_size_edit(text: str, pos: int) -> str:
     return text[:i] + new + text[i + 1 :]
 
 
-class Crash(BaseException):  # noqa: N818 - not an Exception: nothing in the sync may catch it
-    """The process died (SIGKILL): raised from inside a request, never caught by the sync."""
-
-
-@dataclass
-class CliResult:
-    code: int | None
-    out: str
-    err: str
-    crashed: bool = False
-
-
-def run_cli(
-    argv: list[str],
-    env: dict[str, str],
-    clock: FakeClock,
-    on_exchange: Callable[[dict[str, Any]], None] | None = None,
-) -> CliResult:
-    out, err = io.StringIO(), io.StringIO()
-    crashed = False
-    code: int | None = None
-    with contextlib.redirect_stderr(err):
-        try:
-            code = run(argv, env=env, clock=clock, stdout=out, on_exchange=on_exchange)
-        except Crash:
-            crashed = True
-        except SystemExit as exc:  # argparse
-            code = int(exc.code or 0)
-    return CliResult(code, out.getvalue(), err.getvalue(), crashed)
+class Crash(Killed):
+    """The process died (SIGKILL): raised from inside a request, never caught by the sync
+    (a ``BaseException``); ``run_cli`` turns it into ``Result.killed``."""
 
 
 def env_for(agent_id: str, key: str, **extra: str) -> dict[str, str]:

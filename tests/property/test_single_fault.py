@@ -15,7 +15,8 @@ from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 from sync.clock import FakeClock
-from sync.emulator import Backend, FaultRule, emulate, rate_limited, server_error
+from sync.emulator import Backend, FaultRule, rate_limited, server_error
+from sync.testing import run_cli
 from tests.canary import CANARY_KEY
 from tests.property.harness import (
     FILES,
@@ -26,7 +27,6 @@ from tests.property.harness import (
     env_for,
     make_text,
     record_dir,
-    run_cli,
     same_size_edit,
 )
 
@@ -115,51 +115,50 @@ def test_one_faulty_push_then_convergence(
             (folder / file).write_text(local[file], "utf-8")
         env = env_for(agent, CANARY_KEY)
         argv = ["push", "--dir", str(folder), "--index-wait", "40", "--allow-mass-delete"]
-        with emulate(b):
-            assert run_cli(argv, env, clock).code == 0
-            first = sorted(local)[0]
-            if change == "update":
-                local[first] = make_text(777, True, 99)
-            elif change == "same-size":
-                local[first] = same_size_edit(local[first], 1)
-            elif change == "add":
-                local["zz new.md"] = make_text(640, False, 42)
-            if change == "remove":
-                del local[first]
-                (folder / first).unlink()
-            else:
-                for f, t in local.items():
-                    (folder / f).write_text(t, "utf-8")
-            if fault is not None:
-                _apply_fault(b, *fault)
-                STATS["faults"][fault[0]] += 1
-            crasher.arm(crash, after_commit)
-            res = run_cli(argv + ["--concurrency", str(concurrency)], env, clock)
-            STATS["crashes"] += int(crasher.fired)
-            STATS["crashes_after_commit"] += int(crasher.fired and after_commit)
-            STATS["pushes"] += 1
-            STATS["exit_codes"]["crash" if res.crashed else str(res.code)] += 1
-            note(f"faulty push: exit {res.code} crashed={res.crashed}\n{res.err[-2000:]}")
-            assert "Traceback" not in res.err
-            assert not watch.violations, watch.violations
-            if res.code == 0:
-                assert not watch.end_state_problems(local, allow_shared_orphans=False)
-            # the service recovers
-            b.clear_faults()
-            b.behaviours.clear()
-            b.linger(0)
-            b.set_quota(20 * 1024 * 1024)
-            for idx in b.indexes.values():
-                if idx.fate == "stuck" and idx.terminal is None:
-                    idx.fate = None
-            crasher.arm(None)
-            res = run_cli(argv, env, clock)
-            STATS["convergence_pushes"] += 1
-            assert res.code == 0, res.err[-3000:]
-            assert not watch.violations, watch.violations
+        assert run_cli(argv, env, backend=b, clock=clock).code == 0
+        first = sorted(local)[0]
+        if change == "update":
+            local[first] = make_text(777, True, 99)
+        elif change == "same-size":
+            local[first] = same_size_edit(local[first], 1)
+        elif change == "add":
+            local["zz new.md"] = make_text(640, False, 42)
+        if change == "remove":
+            del local[first]
+            (folder / first).unlink()
+        else:
+            for f, t in local.items():
+                (folder / f).write_text(t, "utf-8")
+        if fault is not None:
+            _apply_fault(b, *fault)
+            STATS["faults"][fault[0]] += 1
+        crasher.arm(crash, after_commit)
+        res = run_cli(argv + ["--concurrency", str(concurrency)], env, backend=b, clock=clock)
+        STATS["crashes"] += int(crasher.fired)
+        STATS["crashes_after_commit"] += int(crasher.fired and after_commit)
+        STATS["pushes"] += 1
+        STATS["exit_codes"]["crash" if res.killed else str(res.code)] += 1
+        note(f"faulty push: exit {res.code} crashed={res.killed}\n{res.stderr[-2000:]}")
+        assert "Traceback" not in res.stderr
+        assert not watch.violations, watch.violations
+        if res.code == 0:
             assert not watch.end_state_problems(local, allow_shared_orphans=False)
-            # and zero churn afterwards
-            calls = len(b.calls)
-            assert run_cli(argv + ["--strict-hash"], env, clock).code == 0
-            assert all(c.method == "GET" for c in b.calls[calls:])
+        # the service recovers
+        b.clear_faults()
+        b.behaviours.clear()
+        b.linger(0)
+        b.set_quota(20 * 1024 * 1024)
+        for idx in b.indexes.values():
+            if idx.fate == "stuck" and idx.terminal is None:
+                idx.fate = None
+        crasher.arm(None)
+        res = run_cli(argv, env, backend=b, clock=clock)
+        STATS["convergence_pushes"] += 1
+        assert res.code == 0, res.stderr[-3000:]
+        assert not watch.violations, watch.violations
+        assert not watch.end_state_problems(local, allow_shared_orphans=False)
+        # and zero churn afterwards
+        res = run_cli(argv + ["--strict-hash"], env, backend=b, clock=clock)
+        assert res.code == 0
+        assert all(c.method == "GET" for c in res.calls)
         STATS["requests_checked"] += watch.requests_checked

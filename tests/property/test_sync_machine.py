@@ -30,8 +30,9 @@ from hypothesis.stateful import (
 )
 
 from sync.clock import FakeClock
-from sync.emulator import Backend, FaultRule, emulate, rate_limited, server_error
+from sync.emulator import Backend, FaultRule, rate_limited, server_error
 from sync.naming import parse
+from sync.testing import Result, run_cli
 from tests.canary import CANARY_KEY
 from tests.property.harness import (
     FILES,
@@ -45,7 +46,6 @@ from tests.property.harness import (
     env_for,
     make_text,
     record_dir,
-    run_cli,
     same_size_edit,
 )
 
@@ -104,7 +104,7 @@ class SyncMachine(RuleBasedStateMachine):
             self.add_or_rewrite_doc(file, size, cyrillic)
         if first_push and self.local:
             res = self._push()
-            assert res.code == 0, res.err[-3000:]
+            assert res.code == 0, res.stderr[-3000:]
 
     def _write(self, file: str, text: str) -> None:
         (self.dir / file).write_bytes(text.encode("utf-8"))
@@ -219,23 +219,22 @@ class SyncMachine(RuleBasedStateMachine):
         elif kind == "linger":
             b.linger(draw(st.integers(1, 7), label="times"))
         elif kind in ("index-failed", "index-stuck"):
-            times = draw(st.sampled_from([1, 2, 3, None]), label="times")
-            b.set_index_behaviour(f"{NS}:", kind.split("-")[1], times)
+            computes = draw(st.sampled_from([1, 2, 3, None]), label="times")
+            b.set_index_behaviour(f"{NS}:", kind.split("-")[1], computes)
         elif kind == "quota":
             b.set_quota(b.used_bytes() + draw(st.sampled_from([0, 300, 600, 1200, 2500])))
         self._fault(kind)
 
     # ------------------------------------------------------------------ runs
-    def _push(self, *, strict: bool = False, concurrency: int = 1) -> Any:
+    def _push(self, *, strict: bool = False, concurrency: int = 1) -> Result:
         argv = ["push", "--dir", str(self.dir), "--index-wait", "40"]
         argv += ["--concurrency", str(concurrency), "--allow-mass-delete"]
         if strict:
             argv.append("--strict-hash")
-        with emulate(self.b):
-            res = run_cli(argv, env_for(self.agent, CANARY_KEY), self.clock)
+        res = run_cli(argv, env_for(self.agent, CANARY_KEY), backend=self.b, clock=self.clock)
         STATS["pushes"] += 1
-        STATS["exit_codes"]["crash" if res.crashed else str(res.code)] += 1
-        note(f"push{' --strict-hash' if strict else ''}: exit {res.code}, crashed={res.crashed}")
+        STATS["exit_codes"]["crash" if res.killed else str(res.code)] += 1
+        note(f"push{' --strict-hash' if strict else ''}: exit {res.code}, crashed={res.killed}")
         if res.code == 0 and strict:
             self.tampered.clear()
         return res
@@ -253,9 +252,9 @@ class SyncMachine(RuleBasedStateMachine):
         self.crasher.arm(None)
         self.faults.clear()
 
-    def _assert_clean(self, res: Any, what: str) -> None:
-        assert "Traceback" not in res.err, f"{what}: internal error\n{res.err[-3000:]}"
-        assert CANARY_KEY not in res.err + res.out
+    def _assert_clean(self, res: Result, what: str) -> None:
+        assert "Traceback" not in res.stderr, f"{what}: internal error\n{res.stderr[-3000:]}"
+        assert CANARY_KEY not in res.stderr + res.stdout
 
     def _end_state(self, allow_shared_orphans: bool) -> list[str]:
         return self.watch.end_state_problems(
@@ -273,7 +272,9 @@ class SyncMachine(RuleBasedStateMachine):
         if res.code == 3 and shared_orphans:
             problems = self._end_state(allow_shared_orphans=True)
         else:
-            assert res.code == 0, f"clean push after a failure: exit {res.code}\n{res.err[-3000:]}"
+            assert res.code == 0, (
+                f"clean push after a failure: exit {res.code}\n{res.stderr[-3000:]}"
+            )
             problems = self._end_state(allow_shared_orphans=False)
         assert not problems, f"no convergence: {problems}"
 
@@ -306,7 +307,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.crasher.arm(None)
         self._assert_clean(res, "push")
         self._check_no_violations()
-        assert res.crashed or res.code in (0, 1, 3, 4), f"exit {res.code}\n{res.err[-3000:]}"
+        assert res.killed or res.code in (0, 1, 3, 4), f"exit {res.code}\n{res.stderr[-3000:]}"
         if res.code == 0:
             problems = self._end_state(allow_shared_orphans=False)
             assert not problems, f"push said done (exit 0) but: {problems}"
