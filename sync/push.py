@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from .apply import Applier, Options
 from .client import Client
@@ -26,6 +26,7 @@ from .plan import Plan, Snapshot
 from .planner import make_plan
 from .record import RunRecord, utc_now
 from .remote import read_agent, take_snapshot
+from .results import Outcome
 
 
 @dataclass
@@ -171,13 +172,9 @@ def push_command(
         return _apply_push(settings, client, clock, args, out)
 
 
-def _apply_push(
-    settings: Settings, client: Client, clock: Clock, args: PushArgs, out: TextIO
-) -> int:
+def _new_record(settings: Settings, args: PushArgs, plan: Plan, snap: Snapshot) -> RunRecord:
     opts = args.options or Options()
-    plan, local, snap = run_plan(settings, client, args, out)
-    mass_delete_guard(plan, args.allow_mass_delete)
-    record = RunRecord(
+    return RunRecord(
         directory=settings.record_dir,
         kind="push",
         agent_id=settings.agent_id,
@@ -193,6 +190,14 @@ def _apply_push(
         plan=plan.to_dict(),
         kb_before=entries_json(snap.kb),
     )
+
+
+def _apply_push(
+    settings: Settings, client: Client, clock: Clock, args: PushArgs, out: TextIO
+) -> int:
+    plan, local, snap = run_plan(settings, client, args, out)
+    mass_delete_guard(plan, args.allow_mass_delete)
+    record = _new_record(settings, args, plan, snap)
     event("kb.before", agent=settings.agent_id, count=len(snap.kb), entries=record.kb_before)
     if not plan.has_changes:
         emit(out, args, plan, {"result": {"status": "nothing to do", "text": "Nothing to do."}})
@@ -205,61 +210,86 @@ def _apply_push(
         )
         return ExitCode.OK
     quota_preflight(client, plan)
+    opts = args.options or Options()
     applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
-    texts = {d.file: d.text for d in local}
     for doc_id, doc in snap.docs.items():
         applier.known_ids.setdefault(doc.name, set()).add(doc_id)
+    texts = {d.file: d.text for d in local}
     try:
         outcome = applier.run(plan, texts, lambda: read_agent(client, settings))
     except SyncError as exc:
-        if record.patched:  # the failure came after the PATCH: the agent is already updated
-            exc = AppliedPartially(
-                f"{exc}; the agent already points at the new, indexed documents; "
-                "some superseded ones may remain: the next run cleans them up"
-            )
-        record.status, record.exit_code = "failed", int(exc.exit_code)
-        record.requests = client.requests_sent
-        record.write()
-        event(
-            "run.failed",
-            logging.ERROR,
-            error=str(exc),
-            record=record.path,
-            note="agent updated, cleanup incomplete"
-            if record.patched
-            else "the agent still points at its previous documents",
+        _failed(client, record, exc)
+    _finish(client, record, outcome)
+    _report(client, args, out, plan, snap, record, outcome)
+    return outcome.exit_code
+
+
+def _failed(client: Client, record: RunRecord, exc: SyncError) -> NoReturn:
+    """Record and re-raise a failure; after the PATCH it is a partial apply (exit 3)."""
+    if record.patched:  # the failure came after the PATCH: the agent is already updated
+        late = AppliedPartially(
+            f"{exc}; the agent already points at the new, indexed documents; "
+            "some superseded ones may remain: the next run cleans them up"
         )
-        if isinstance(exc, AppliedPartially):
-            raise exc from None
-        raise
-    record.status = "partial" if outcome.exit_code == ExitCode.PARTIAL else "done"
-    record.exit_code = int(outcome.exit_code)
+        _close(client, record, "failed", late.exit_code)
+        _log_failure(record, late)
+        raise late from None
+    _close(client, record, "failed", exc.exit_code)
+    _log_failure(record, exc)
+    raise exc
+
+
+def _log_failure(record: RunRecord, exc: SyncError) -> None:
+    event(
+        "run.failed",
+        logging.ERROR,
+        error=str(exc),
+        record=record.path,
+        note="agent updated, cleanup incomplete"
+        if record.patched
+        else "the agent still points at its previous documents",
+    )
+
+
+def _close(client: Client, record: RunRecord, status: str, code: int) -> Path:
+    record.status, record.exit_code = status, int(code)
     record.requests = client.requests_sent
+    return record.write()
+
+
+def _finish(client: Client, record: RunRecord, outcome: Outcome) -> None:
+    status = "partial" if outcome.exit_code == ExitCode.PARTIAL else "done"
     record.finished_at = utc_now()
-    path = record.write()
+    _close(client, record, status, outcome.exit_code)
+
+
+def _report(
+    client: Client,
+    args: PushArgs,
+    out: TextIO,
+    plan: Plan,
+    snap: Snapshot,
+    record: RunRecord,
+    outcome: Outcome,
+) -> None:
     updated = [r.item.file for r in outcome.results if r.attached]
     kept_old = [r.item.file for r in outcome.results if not r.attached]
     after = record.kb_after or []
+    deleted = sum(1 for d in outcome.deletions if d["outcome"] in ("deleted", "force-deleted"))
     text = (
         f"Applied: {len(updated)} attached, {len(kept_old)} kept their old version, "
-        f"{sum(1 for d in outcome.deletions if d['outcome'] in ('deleted', 'force-deleted'))} "
-        f"deleted; knowledge base {len(snap.kb)} -> {len(after)} entries. Record: {path}"
+        f"{deleted} deleted; knowledge base {len(snap.kb)} -> {len(after)} entries. "
+        f"Record: {record.path}"
     )
-    emit(
-        out,
-        args,
-        plan,
-        {
-            "result": {
-                "status": record.status,
-                "exit_code": record.exit_code,
-                "text": text,
-                "record": str(path),
-                "results": record.results,
-                "deletions": record.deletions,
-            }
-        },
-    )
+    result = {
+        "status": record.status,
+        "exit_code": record.exit_code,
+        "text": text,
+        "record": str(record.path),
+        "results": record.results,
+        "deletions": record.deletions,
+    }
+    emit(out, args, plan, {"result": result})
     event(
         "run.done",
         status=record.status,
@@ -267,7 +297,6 @@ def _apply_push(
         count_after=len(after),
         updated=updated,
         kept_old_version=kept_old,
-        record=str(path),
+        record=str(record.path),
         requests=client.requests_sent,
     )
-    return outcome.exit_code

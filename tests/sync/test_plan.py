@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sync.local import LocalDoc, normalise
-from sync.naming import fingerprint, managed_name, parse
 from sync.content import same_content
 from sync.domain import AgentView, RemoteDoc, entries_from
+from sync.local import LocalDoc, normalise
+from sync.naming import fingerprint, managed_name, parse
 from sync.plan import Snapshot
 from sync.planner import content_reads, make_plan
 
