@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy sync
+	$(VENV)/bin/mypy sync steps bench tests conftest.py
 
 # Everything but the Gherkin features, with allure-pytest (allure-pytest-bdd drops non-BDD tests).
 unit: $(STAMP)

@@ -139,7 +139,7 @@ def test_listing_pages_with_cursor_and_prefix(client: Client) -> None:
     responses.get(KB, json={"documents": [{"id": "1"}], "has_more": True, "next_cursor": "c1"})
     responses.get(KB, json={"documents": [{"id": "2"}], "has_more": False, "next_cursor": None})
     assert [d["id"] for d in client.list_documents(search="kb-sync:")] == ["1", "2"]
-    first, second = (c.request.url for c in responses.calls)
+    first, second = (str(c.request.url) for c in responses.calls)
     assert "page_size=100" in first and "search=kb-sync%3A" in first
     assert "cursor=c1" in second
 
@@ -156,7 +156,7 @@ def test_requests_conform_to_the_spec(client: Client) -> None:
     client.delete_document("d1", force=True)
     for c in responses.calls:
         body = json.loads(c.request.body) if c.request.body else None
-        assert validate_request(c.request.method, c.request.url, body)
+        assert validate_request(str(c.request.method), str(c.request.url), body)
 
 
 @responses.activate
