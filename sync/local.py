@@ -7,10 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .guards import RAG_MIN_BYTES, is_small
 from .naming import collision_key, fingerprint
 
 MAX_CHARS = 300_000  # ElevenLabs' non-enterprise limit per document
-RAG_MIN_BYTES = 500  # smaller documents cannot be RAG-indexed
+__all__ = ["MAX_CHARS", "RAG_MIN_BYTES", "LocalDoc", "normalise", "read_doc", "read_folder"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class LocalDoc:
 
     @property
     def small(self) -> bool:
-        return self.size_bytes < RAG_MIN_BYTES
+        return is_small(self.size_bytes)
 
 
 def normalise(text: str) -> str:

@@ -20,6 +20,7 @@ from .clock import Clock
 from .config import Settings
 from .domain import entries_json
 from .errors import AppliedPartially, ConfigError, ExitCode, GuardRefused, InputError, SyncError
+from .guards import refuses_mass_delete
 from .local import LocalDoc, read_folder
 from .log import event
 from .plan import Plan, Snapshot
@@ -76,7 +77,7 @@ def check_small(local: list[LocalDoc], policy: str) -> None:
 def mass_delete_guard(plan: Plan, allow: bool) -> None:
     removing = plan.count("delete")
     managed_files = plan.count("delete", "update", "unchanged", "adopt", "skip")
-    if removing and not allow and removing * 2 > managed_files:
+    if refuses_mass_delete(removing, managed_files, allow=allow):
         raise GuardRefused(
             f"the plan would delete {removing} of {managed_files} managed documents (an empty "
             "or truncated source?); check the folder, or pass --allow-mass-delete"
