@@ -31,13 +31,13 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def run_cli(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
+def timed_cli(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     """``kb-sync ARGV`` in-process (``sync.testing.run_cli``), timed; its log lines are kept,
     not shown."""
-    from sync.testing import run_cli as run
+    from sync.testing import run_cli
 
     c0, t0 = time.process_time(), time.perf_counter()
-    res = run(argv, env)
+    res = run_cli(argv, env)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     result = {
         "exit": res.code,
@@ -110,7 +110,7 @@ def bench_push(work: Path) -> dict[str, Any]:
     for conc in (4, 1, 8):
         log(f"push --concurrency {conc}: {PUSH_DOCS} new documents")
         with EmulatorProcess(spec()) as emu:
-            r = run_cli(
+            r = timed_cli(
                 ["push", "--dir", str(folder), "--index-wait", "120", "--concurrency", str(conc)],
                 emu.env,
             )
@@ -141,7 +141,7 @@ def bench_requests(work: Path, n: int) -> dict[str, Any]:
     out: dict[str, Any] = {"documents": n}
     log(f"requests: {n}-document folder, nothing to do / 1-document update")
     with EmulatorProcess(spec(synced_of(docs))) as emu:
-        r = run_cli(["push", "--dir", str(folder)], emu.env)
+        r = timed_cli(["push", "--dir", str(folder)], emu.env)
         calls = emu.calls()
         b = C.breakdown(calls)
         out["nothing_to_do"] = {
@@ -157,7 +157,7 @@ def bench_requests(work: Path, n: int) -> dict[str, Any]:
         name, text = docs[0]
         (folder / name).write_text(text + "\nОбновлено: новая редакция раздела.\n", "utf-8")
         emu.clear_calls()
-        r = run_cli(["push", "--dir", str(folder), "--index-wait", "120"], emu.env)
+        r = timed_cli(["push", "--dir", str(folder), "--index-wait", "120"], emu.env)
         calls = emu.calls()
         b = C.breakdown(calls)
         kb = emu.agent_kb()
@@ -180,7 +180,7 @@ def bench_requests(work: Path, n: int) -> dict[str, Any]:
         }
 
         emu.clear_calls()
-        r = run_cli(["push", "--dir", str(folder), "--strict-hash"], emu.env)
+        r = timed_cli(["push", "--dir", str(folder), "--strict-hash"], emu.env)
         calls = emu.calls()
         b = C.breakdown(calls)
         out["strict_nothing_to_do"] = {
@@ -205,7 +205,7 @@ def bench_scale(work: Path, n: int, repeats: int = 5) -> dict[str, Any]:
         times, cpus = [], []
         for i in range(repeats):
             emu.clear_calls()
-            r = run_cli(["plan", "--dir", str(folder), "--detailed-exitcode"], emu.env)
+            r = timed_cli(["plan", "--dir", str(folder), "--detailed-exitcode"], emu.env)
             if r["exit"] != 0:
                 raise RuntimeError(f"plan over {n} documents exited {r['exit']} (expected 0)")
             times.append(r["seconds"])
@@ -215,7 +215,7 @@ def bench_scale(work: Path, n: int, repeats: int = 5) -> dict[str, Any]:
         tracemalloc.start()
         try:
             t0 = time.perf_counter()
-            r = run_cli(["plan", "--dir", str(folder), "--detailed-exitcode"], emu.env)
+            r = timed_cli(["plan", "--dir", str(folder), "--detailed-exitcode"], emu.env)
             traced = time.perf_counter() - t0
             _, peak = tracemalloc.get_traced_memory()
         finally:
