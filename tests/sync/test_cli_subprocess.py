@@ -198,7 +198,7 @@ def test_emulator_command_serves_the_cli(tmp_path: Path) -> None:
 def test_sync_runtime_never_imports_the_emulator() -> None:
     code = (
         "import sys, sync.cli, sync.push, sync.apply, sync.rollback, sync.verify, sync.status;"
-        "sync.cli.build_parser();"
+        "sync.cli.build_parser({});"
         "assert not [m for m in sys.modules if m.startswith(('sync.emulator', 'responses'))]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -1,0 +1,184 @@
+"""The `kb-sync` command line's options: one function per command, the help texts."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import __version__, generate
+from .errors import ExitCode
+
+EXIT_CODES_HELP = """exit codes:
+  0  done, or nothing to do
+  1  error; the agent was not changed (it keeps its previous documents)
+  2  changes pending (plan / push --dry-run with --detailed-exitcode)
+  3  partial apply: some documents kept their old version (see the log and the run record)
+  4  a guard refused: mass delete, RAG quota pre-flight, stale plan, lock, non-https URL
+  5  bad input: a missing or malformed setting, an unreadable file or folder, a wrong key
+  6  verify found the agent out of line with the folder
+  7  generate --check: the monitoring source is unhealthy (nothing changed)
+130  interrupted
+"""
+
+ENV_HELP = """environment:
+  ELEVENLABS_API_KEY     the workspace API key (required; never logged)
+  ELEVENLABS_AGENT_ID    the agent to sync (required)
+  ELEVENLABS_BASE_URL    default https://api.elevenlabs.io (http only on loopback)
+  RAG_EMBEDDING_MODEL    default multilingual_e5_large_instruct (must match the agent's)
+  RAG_INDEXING_TIMEOUT   seconds to wait for indexes, default 180 (--index-wait wins)
+  KB_SYNC_NAMESPACE      ownership namespace in document names, default kb-sync
+  KB_SYNC_RECORD_DIR     where run records go, default reports/runs
+"""
+
+
+def _positive(value: str) -> float:
+    try:
+        f = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if f < 0:
+        raise argparse.ArgumentTypeError(f"{value!r} must be >= 0")
+    return f
+
+
+def _workers(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if not 1 <= n <= 32:
+        raise argparse.ArgumentTypeError(f"{value!r} must be between 1 and 32")
+    return n
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # usage mistakes are bad input (5), one line
+        self.exit(ExitCode.BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _logging_options(parser: argparse.ArgumentParser, env: Mapping[str, str], top: bool) -> None:
+    # subcommands SUPPRESS their defaults so `kb-sync --log-format json push` is kept
+    parser.add_argument(
+        "--log-format",
+        choices=("human", "json"),
+        default=env.get("KB_SYNC_LOG_FORMAT", "human") if top else argparse.SUPPRESS,
+        help="log lines for people (default) or one JSON object a line (cron)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=False if top else argparse.SUPPRESS,
+        help="debug logging",
+    )
+
+
+def _planning(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--dir", required=True, help="folder of *.md documents (e.g. quarters)")
+    sp.add_argument(
+        "--strict-hash",
+        action="store_true",
+        help="also compare the server's content of equal-size documents",
+    )
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.add_argument(
+        "--detailed-exitcode",
+        action="store_true",
+        help="exit 2 when there are changes (0 none, 1 error)",
+    )
+    sp.add_argument(
+        "--small-docs",
+        choices=("prompt", "skip", "fail"),
+        default="prompt",
+        help="documents under 500 bytes: attach as usage_mode prompt (default), leave out, or fail",
+    )
+    sp.add_argument(
+        "--adopt-legacy",
+        action="store_true",
+        help="replace the old script's uploads (named after the files)",
+    )
+
+
+def _push(sp: argparse.ArgumentParser) -> None:
+    _planning(sp)
+    sp.add_argument("--dry-run", action="store_true", help="print the plan; write nothing")
+    sp.add_argument(
+        "--index-wait",
+        type=_positive,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for RAG indexes (default RAG_INDEXING_TIMEOUT or 180)",
+    )
+    sp.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="allow deleting more than half of the managed documents",
+    )
+    sp.add_argument(
+        "--concurrency",
+        type=_workers,
+        default=4,
+        help="parallel uploads and index polls (default 4)",
+    )
+
+
+def _rollback(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--record", help="run record to undo (default: the latest in reports/runs)")
+    sp.add_argument("--dry-run", action="store_true", help="print the rollback plan only")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--index-wait", type=_positive, default=None, metavar="SECONDS")
+
+
+def _status(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--json", action="store_true")
+
+
+def _verify(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--dir", required=True)
+    sp.add_argument("--json", action="store_true")
+
+
+COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
+    ("push", "plan, then apply the folder onto the agent's knowledge base", _push),
+    ("plan", "show what push would do; read-only", _planning),
+    ("rollback", "undo the last applied push (or the one named)", _rollback),
+    ("status", "the agent's knowledge base now: entries, owner, index, quota", _status),
+    ("verify", "audit the agent against the folder (DoD); non-zero on any failure", _verify),
+)
+
+
+def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    _logging_options(common, env, top=False)
+    p = _Parser(
+        prog="kb-sync",
+        description="Keep an ElevenLabs agent's knowledge base equal to a folder of markdown.",
+        epilog=EXIT_CODES_HELP + "\n" + ENV_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _logging_options(p, env, top=True)
+    p.add_argument("--version", action="version", version=f"kb-sync {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, text, options in COMMANDS:
+        sp = sub.add_parser(
+            name,
+            help=text,
+            description=text,
+            parents=[common],
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        options(sp)
+    sub.choices["plan"].set_defaults(dry_run=True)
+    _logging_options(generate.add_parser(sub), env, top=False)
+    # The emulator is a test tool: its own parser, imported only when asked for, so the
+    # sync's runtime path never loads it.
+    sp = sub.add_parser(
+        "emulator",
+        help="serve a local fake of the ElevenLabs API (tests, demos)",
+        add_help=False,
+        prefix_chars="\0",
+    )
+    sp.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
