@@ -35,6 +35,15 @@ PAGE_SIZE = 100
 Json = dict[str, Any]
 
 
+def _payload(resp: requests.Response, expect_json: bool) -> Any:
+    if expect_json and resp.content:
+        try:
+            return resp.json()
+        except ValueError:
+            return resp.text
+    return resp.text
+
+
 def _error_from(resp: requests.Response) -> ApiError:
     code: str | None = None
     message = resp.reason or "error"
@@ -127,7 +136,7 @@ class Client:
         idempotent: bool = True,
         expect_json: bool = True,
     ) -> Any:
-        url = self.base_url + path
+        """One API call with bounded retries (:func:`sync.retry.decide`); the answer's body."""
         attempt = 0
         while True:
             self._wait_shared_backoff()
@@ -137,7 +146,7 @@ class Client:
                     self.writes_sent += 1
             try:
                 resp = self._session().request(
-                    method, url, params=params, json=body, timeout=self.timeout
+                    method, self.base_url + path, params=params, json=body, timeout=self.timeout
                 )
             except (
                 requests.ConnectionError,
@@ -145,61 +154,65 @@ class Client:
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
                 self._record(method, path, params, body, None, None, str(exc))
-                delay = decide(self.policy, attempt, transport_error=True, idempotent=idempotent)
-                event(
-                    "http.transport_error",
-                    logging.WARNING,
-                    method=method,
-                    path=path,
-                    attempt=attempt + 1,
-                    error=type(exc).__name__,
-                    retry_in=None if delay is None else round(delay, 2),
-                )
-                if delay is None:
-                    raise TransportError(
-                        redact(f"{method} {path}: connection failed ({type(exc).__name__})"),
-                        code="transport_error",
-                    ) from None
-                self.clock.sleep(delay)
-                attempt += 1
-                continue
-            payload: Any
-            if expect_json and resp.content:
-                try:
-                    payload = resp.json()
-                except ValueError:
-                    payload = resp.text
+                delay = self._after_transport_error(method, path, exc, attempt, idempotent)
             else:
-                payload = resp.text
-            self._record(method, path, params, body, resp.status_code, payload, None)
-            if resp.status_code < 400:
-                return payload
-            err = _error_from(resp)
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-            delay = decide(
-                self.policy,
-                attempt,
-                status=resp.status_code,
-                retry_after=retry_after,
-                idempotent=idempotent,
-            )
-            if resp.status_code == 429 and delay is not None:
-                with self._lock:
-                    self._not_before = max(self._not_before, self.clock.now() + delay)
-            if delay is None:
-                raise err
-            event(
-                "http.retry",
-                logging.WARNING,
-                method=method,
-                path=path,
-                status=resp.status_code,
-                code=err.code,
-                attempt=attempt + 1,
-                retry_in=round(delay, 2),
-            )
+                payload = _payload(resp, expect_json)
+                self._record(method, path, params, body, resp.status_code, payload, None)
+                if resp.status_code < 400:
+                    return payload
+                delay = self._after_error_status(method, path, resp, attempt, idempotent)
             self.clock.sleep(delay)
             attempt += 1
+
+    def _after_transport_error(
+        self, method: str, path: str, exc: Exception, attempt: int, idempotent: bool
+    ) -> float:
+        """The delay before the next attempt, or the error when there is none."""
+        delay = decide(self.policy, attempt, transport_error=True, idempotent=idempotent)
+        event(
+            "http.transport_error",
+            logging.WARNING,
+            method=method,
+            path=path,
+            attempt=attempt + 1,
+            error=type(exc).__name__,
+            retry_in=None if delay is None else round(delay, 2),
+        )
+        if delay is None:
+            raise TransportError(
+                redact(f"{method} {path}: connection failed ({type(exc).__name__})"),
+                code="transport_error",
+            ) from None
+        return delay
+
+    def _after_error_status(
+        self, method: str, path: str, resp: requests.Response, attempt: int, idempotent: bool
+    ) -> float:
+        err = _error_from(resp)
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        delay = decide(
+            self.policy,
+            attempt,
+            status=resp.status_code,
+            retry_after=retry_after,
+            idempotent=idempotent,
+        )
+        if resp.status_code == 429 and delay is not None:
+            with self._lock:  # a 429 slows every worker down, not only this one
+                self._not_before = max(self._not_before, self.clock.now() + delay)
+        if delay is None:
+            raise err
+        event(
+            "http.retry",
+            logging.WARNING,
+            method=method,
+            path=path,
+            status=resp.status_code,
+            code=err.code,
+            attempt=attempt + 1,
+            retry_in=round(delay, 2),
+        )
+        return delay
 
     def _record(
         self,
