@@ -40,8 +40,38 @@ def _payload(resp: requests.Response, expect_json: bool) -> Any:
         try:
             return resp.json()
         except ValueError:
-            return resp.text
-    return resp.text
+            pass
+    # `/content` is `text/html` without a charset: requests would guess ISO-8859-1 and turn
+    # Cyrillic into mojibake (API-NOTES), so the bytes are decoded as UTF-8 here
+    return resp.content.decode("utf-8", "replace")
+
+
+MAX_PAGES = 10_000  # 1,000,000 documents at 100 a page: far beyond any workspace
+
+
+class Pages:
+    """Cursor bookkeeping for one listing: a repeated cursor or an endless listing is the
+    server misbehaving, and stops the loop with an error instead of spinning forever."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.seen: set[str] = set()
+
+    def next(self, page: Any) -> str | None:
+        """The cursor of the next page, or None when this was the last one."""
+        cursor = page.get("next_cursor") if isinstance(page, dict) else None
+        if not isinstance(page, dict) or not page.get("has_more") or not cursor:
+            return None
+        cursor = str(cursor)
+        if cursor in self.seen:
+            raise ApiError(
+                f"{self.what}: the server gave the same next_cursor twice (has_more stays "
+                "true); stopped paging instead of looping"
+            )
+        if len(self.seen) >= MAX_PAGES:
+            raise ApiError(f"{self.what}: more than {MAX_PAGES} pages; stopped paging")
+        self.seen.add(cursor)
+        return cursor
 
 
 def _error_from(resp: requests.Response) -> ApiError:
@@ -274,6 +304,7 @@ class Client:
     # -- documents -------------------------------------------------------------------------
     def list_documents(self, search: str | None = None) -> Iterator[Json]:
         cursor: str | None = None
+        pages = Pages("GET /v1/convai/knowledge-base")
         while True:
             params: dict[str, Any] = {"page_size": PAGE_SIZE}
             if search:
@@ -282,8 +313,8 @@ class Client:
                 params["cursor"] = cursor
             page = self.request("GET", "/v1/convai/knowledge-base", params=params)
             yield from page.get("documents", [])
-            cursor = page.get("next_cursor")
-            if not page.get("has_more") or not cursor:
+            cursor = pages.next(page)
+            if cursor is None:
                 return
 
     def get_document(self, doc_id: str) -> Json:

@@ -6,7 +6,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .client import Client
+from .client import Client, Pages
 from .config import Settings
 from .content import same_content
 from .domain import AgentView, RemoteDoc
@@ -51,9 +51,12 @@ def foreign_docs(client: Client, settings: Settings, snap: Snapshot) -> set[str]
 
 
 def other_dependents(client: Client, doc_id: str, agent_id: str) -> list[str]:
-    """Every agent or branch other than ``agent_id`` that uses the doc (all pages)."""
+    """Every agent or branch other than ``agent_id``'s main branch that uses the doc (all
+    pages). A branch entry is ``{agent_id, agent_name, branch_id, branch_name, is_main}``:
+    our agent's main branch is us; any other branch, of our agent or another, still uses it."""
     others: list[str] = []
     cursor: str | None = None
+    pages = Pages(f"GET dependent-agents of {doc_id}")
     while True:
         deps = client.dependent_agents(doc_id, cursor=cursor)
         for a in deps.get("agents") or []:
@@ -61,9 +64,13 @@ def other_dependents(client: Client, doc_id: str, agent_id: str) -> list[str]:
                 others.append("an agent you cannot see")
             elif a.get("id") != agent_id:
                 others.append(f"agent {a.get('id')}")
-        others += [f"branch {b.get('id', b)}" for b in deps.get("branches") or []]
-        cursor = deps.get("next_cursor")
-        if not deps.get("has_more") or not cursor:
+        for b in deps.get("branches") or []:
+            if not isinstance(b, dict):
+                others.append(f"branch {b}")
+            elif b.get("agent_id") != agent_id or not b.get("is_main"):
+                others.append(f"branch {b.get('branch_id')} of agent {b.get('agent_id')}")
+        cursor = pages.next(deps)
+        if cursor is None:
             return others
 
 
