@@ -44,7 +44,7 @@ def branch(agent_id: str, branch_id: str, is_main: bool) -> dict[str, object]:
 
 @responses.activate
 def test_our_agents_main_branch_is_us_not_another_user(client: Client) -> None:
-    ours = {"type": "available", "id": AGENT, "name": "Support"}
+    ours: dict[str, object] = {"type": "available", "id": AGENT, "name": "Support"}
     responses.get(
         f"{KB}/d1/dependent-agents", json=deps([ours], [branch(AGENT, "agtbranch_main", True)])
     )
