@@ -5,12 +5,14 @@ and :func:`serve` (a real loopback HTTP server). See ``docs/emulator.md``.
 The ``sync`` package never imports this one.
 """
 
-from sync.emulator.backend import Backend, Call, Doc, Response
+from sync.emulator.backend import Backend
 from sync.emulator.cli import add_parser, run
 from sync.emulator.faults import FaultRule, rate_limited, server_error
 from sync.emulator.inprocess import emulate
+from sync.emulator.models import Doc
 from sync.emulator.remote import RemoteEmulator
 from sync.emulator.server import EmulatorServer, serve
+from sync.emulator.wire import Call, Response
 
 __all__ = [
     "Backend",

@@ -1,31 +1,24 @@
-"""Test-only control endpoints under ``/_emulator/`` (no API key, no faults, not logged).
+"""The test-only control plane under ``/_emulator/`` (no API key, never faulted, not logged).
 
-| method, path | body | answer |
-|---|---|---|
-| POST /_emulator/reset | | ``{}`` |
-| POST /_emulator/agents | seed_agent options | the agent (GET /agents/{id} shape) |
-| POST /_emulator/documents | seed_document options | ``{"id", "name"}`` |
-| POST /_emulator/attach | ``{agent_id, doc_id, usage_mode?}`` | ``{}`` |
-| POST /_emulator/faults | FaultRule fields | ``{"faults": n}`` |
-| DELETE /_emulator/faults | | ``{}`` |
-| GET /_emulator/calls | | ``{"calls": [...]}`` |
-| DELETE /_emulator/calls | | ``{}`` |
-| POST /_emulator/clock/advance | ``{"seconds"}`` | ``{"now"}`` |
-| POST /_emulator/index-behaviour | ``{match, behaviour, times?}`` | ``{}`` |
-| POST /_emulator/linger | ``{"times"}`` | ``{}`` |
-| POST /_emulator/quota | ``{"total_max_bytes"}`` | ``{}`` |
-| GET /_emulator/state | | :meth:`Backend.state` |
+Each handler is ``handler(backend, request) -> result`` on the seeding, fault and inspection
+methods of :class:`~sync.emulator.backend.Backend` (what it needs is :class:`Controlled`),
+routed by :mod:`sync.emulator.urls`; the result is answered as JSON with 200. The request's
+JSON object body is parsed before routing (:func:`parse_body`); a
+:class:`~sync.emulator.exceptions.ControlError`, ``ValueError``, ``TypeError`` or ``KeyError``
+is a 400 ``{"error": ...}`` (:func:`error_response`). The table is in ``docs/emulator.md``.
 """
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from sync.emulator.exceptions import ControlError
 from sync.emulator.faults import FaultRule
-
-if TYPE_CHECKING:
-    from sync.emulator.backend import Backend, Response
+from sync.emulator.models import Doc
+from sync.emulator.wire import Call, Request, Response
 
 AGENT_OPTIONS = {
     "agent_id",
@@ -38,10 +31,54 @@ AGENT_OPTIONS = {
     "language",
 }
 DOC_OPTIONS = {"name", "text", "content_format", "indexed_models", "attach_to", "usage_mode"}
+ATTACH_OPTIONS = {"agent_id", "doc_id", "usage_mode"}
+BEHAVIOUR_OPTIONS = {"match", "behaviour", "times"}
 
 
-class ControlError(Exception):
-    pass
+class Controlled(Protocol):
+    """What the control plane drives (a :class:`~sync.emulator.backend.Backend`)."""
+
+    calls: list[Call]
+    faults: list[FaultRule]
+    docs: dict[str, Doc]
+
+    @property
+    def lock(self) -> threading.RLock: ...
+    def reset(self) -> None: ...
+    def agent_json(self, agent_id: str) -> dict[str, Any]: ...
+
+    # called with the options of a JSON body: their checks are the methods' own
+    @property
+    def seed_agent(self) -> Callable[..., str]: ...
+    @property
+    def seed_document(self) -> Callable[..., str]: ...
+    @property
+    def attach(self) -> Callable[..., None]: ...
+
+    def add_fault(self, rule: FaultRule) -> FaultRule: ...
+    def clear_faults(self) -> None: ...
+    def clear_calls(self) -> None: ...
+    def advance(self, seconds: float) -> float: ...
+    def set_index_behaviour(self, match: str, behaviour: str, times: int | None = ...) -> None: ...
+    def linger(self, times: int) -> None: ...
+    def set_quota(self, total_max_bytes: int) -> None: ...
+    def state(self) -> dict[str, Any]: ...
+
+
+def parse_body(body: bytes) -> dict[str, Any]:
+    data: Any = json.loads(body.decode("utf-8")) if body.strip() else {}
+    if not isinstance(data, dict):
+        raise ControlError("the body must be a JSON object")
+    return data
+
+
+def error_response(err: Exception) -> Response:
+    message = str(err) if isinstance(err, ControlError) else f"{type(err).__name__}: {err}"
+    return Response.of_json(400, {"error": message})
+
+
+def not_found(method: str, path: str) -> Response:
+    return Response.of_json(404, {"error": f"no control endpoint {method} {path}"})
 
 
 def _options(data: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
@@ -51,69 +88,67 @@ def _options(data: dict[str, Any], allowed: set[str]) -> dict[str, Any]:
     return data
 
 
-def handle_control(
-    backend: Backend, method: str, path: str, query: dict[str, list[str]], body: bytes
-) -> Response:
-    from sync.emulator.backend import Response
-
-    route = path[len("/_emulator") :].rstrip("/")
-    try:
-        data: Any = json.loads(body.decode("utf-8")) if body.strip() else {}
-        if not isinstance(data, dict):
-            raise ControlError("the body must be a JSON object")
-        result = _dispatch(backend, method, route, data)
-    except ControlError as exc:
-        return Response.of_json(400, {"error": str(exc)})
-    except (ValueError, TypeError, KeyError) as exc:
-        return Response.of_json(400, {"error": f"{type(exc).__name__}: {exc}"})
-    if result is None:
-        return Response.of_json(404, {"error": f"no control endpoint {method} {path}"})
-    return Response.of_json(200, result)
+def reset(backend: Controlled, req: Request) -> Any:
+    backend.reset()
+    return {}
 
 
-def _dispatch(backend: Backend, method: str, route: str, data: dict[str, Any]) -> Any:
-    key = (method, route)
-    if key == ("POST", "/reset"):
-        backend.reset()
-        return {}
-    if key == ("POST", "/agents"):
-        opts = _options(data, AGENT_OPTIONS)
-        agent_id = backend.seed_agent(**opts)
-        return backend.agent_json(agent_id)
-    if key == ("POST", "/documents"):
-        opts = _options(data, DOC_OPTIONS)
-        if "name" not in opts or "text" not in opts:
-            raise ControlError("name and text are required")
-        doc_id = backend.seed_document(**opts)
-        return {"id": doc_id, "name": backend.docs[doc_id].name}
-    if key == ("POST", "/attach"):
-        opts = _options(data, {"agent_id", "doc_id", "usage_mode"})
-        backend.attach(**opts)
-        return {}
-    if key == ("POST", "/faults"):
-        backend.add_fault(FaultRule.from_dict(data))
-        return {"faults": len(backend.faults)}
-    if key == ("DELETE", "/faults"):
-        backend.clear_faults()
-        return {}
-    if key == ("GET", "/calls"):
-        with backend.lock:
-            return {"calls": [c.to_dict() for c in backend.calls]}
-    if key == ("DELETE", "/calls"):
-        backend.clear_calls()
-        return {}
-    if key == ("POST", "/clock/advance"):
-        return {"now": backend.advance(float(data.get("seconds", 0)))}
-    if key == ("POST", "/index-behaviour"):
-        opts = _options(data, {"match", "behaviour", "times"})
-        backend.set_index_behaviour(**opts)
-        return {}
-    if key == ("POST", "/linger"):
-        backend.linger(int(data.get("times", 0)))
-        return {}
-    if key == ("POST", "/quota"):
-        backend.set_quota(int(data["total_max_bytes"]))
-        return {}
-    if key == ("GET", "/state"):
-        return backend.state()
-    return None
+def seed_agent(backend: Controlled, req: Request) -> Any:
+    agent_id = backend.seed_agent(**_options(req.data, AGENT_OPTIONS))
+    return backend.agent_json(agent_id)
+
+
+def seed_document(backend: Controlled, req: Request) -> Any:
+    opts = _options(req.data, DOC_OPTIONS)
+    if "name" not in opts or "text" not in opts:
+        raise ControlError("name and text are required")
+    doc_id = backend.seed_document(**opts)
+    return {"id": doc_id, "name": backend.docs[doc_id].name}
+
+
+def attach(backend: Controlled, req: Request) -> Any:
+    backend.attach(**_options(req.data, ATTACH_OPTIONS))
+    return {}
+
+
+def add_fault(backend: Controlled, req: Request) -> Any:
+    backend.add_fault(FaultRule.from_dict(req.data))
+    return {"faults": len(backend.faults)}
+
+
+def clear_faults(backend: Controlled, req: Request) -> Any:
+    backend.clear_faults()
+    return {}
+
+
+def calls(backend: Controlled, req: Request) -> Any:
+    with backend.lock:
+        return {"calls": [c.to_dict() for c in backend.calls]}
+
+
+def clear_calls(backend: Controlled, req: Request) -> Any:
+    backend.clear_calls()
+    return {}
+
+
+def advance(backend: Controlled, req: Request) -> Any:
+    return {"now": backend.advance(float(req.data.get("seconds", 0)))}
+
+
+def index_behaviour(backend: Controlled, req: Request) -> Any:
+    backend.set_index_behaviour(**_options(req.data, BEHAVIOUR_OPTIONS))
+    return {}
+
+
+def linger(backend: Controlled, req: Request) -> Any:
+    backend.linger(int(req.data.get("times", 0)))
+    return {}
+
+
+def quota(backend: Controlled, req: Request) -> Any:
+    backend.set_quota(int(req.data["total_max_bytes"]))
+    return {}
+
+
+def state(backend: Controlled, req: Request) -> Any:
+    return backend.state()

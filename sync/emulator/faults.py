@@ -14,9 +14,13 @@ path (``re.search``, so ``""`` matches every path). Every match consumes one of 
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from sync.emulator.exceptions import fill_request_id, reason
+from sync.emulator.wire import TEXT, Response
 
 RATE_LIMIT_MESSAGE = (
     "Too many concurrent requests are being made. Please reduce the number of concurrent "
@@ -54,6 +58,20 @@ class FaultRule:
         self.hits += 1
         if self.times is not None:
             self.times -= 1
+
+    def response(self, request_id: str) -> Response:
+        """The answer a ``status`` rule sends instead of handling the request."""
+        status = self.status or 500
+        if isinstance(self.body, str):
+            resp = Response(status, self.body.encode(), content_type=TEXT)
+        else:
+            body = copy.deepcopy(self.body) if self.body is not None else None
+            if body is None:
+                body = {"detail": reason(status)}
+            fill_request_id(body, request_id)
+            resp = Response.of_json(status, body)
+        resp.headers.update(self.headers or {})
+        return resp
 
     @property
     def active(self) -> bool:

@@ -13,8 +13,9 @@ import urllib.request
 from collections.abc import Iterable
 from typing import Any
 
-from sync.emulator.backend import DEFAULT_MODEL, Call
+from sync.emulator.agents import DEFAULT_MODEL
 from sync.emulator.faults import FaultRule
+from sync.emulator.wire import Call
 
 
 class RemoteEmulatorError(RuntimeError):
