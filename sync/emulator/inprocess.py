@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-if TYPE_CHECKING:
-    from sync.emulator.backend import Backend
+from sync.emulator.backend import Backend
+from sync.emulator.transport import deliver
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
@@ -49,13 +49,14 @@ def emulate(backend: Backend, base_url: str = "https://api.elevenlabs.io") -> It
             dict(request.headers),
             _body_bytes(request.body),
         )
-        if resp.latency > 0:
-            backend.clock.sleep(resp.latency)
-        if resp.drop_connection:
+
+        def drop() -> None:
             raise requests.exceptions.ConnectionError(
                 "emulator: connection dropped after the request was committed",
                 request=request,
             )
+
+        deliver(resp, backend.clock.sleep, drop)
         headers = dict(resp.headers)
         headers["Content-Type"] = resp.content_type
         return resp.status, headers, resp.body

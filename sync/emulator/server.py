@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from sync.emulator.backend import Backend
+from sync.emulator.transport import deliver
+from sync.emulator.wire import TEXT
 
 
 class _Server(ThreadingHTTPServer):
@@ -48,17 +50,12 @@ class _Handler(BaseHTTPRequestHandler):
             traceback.print_exc(file=sys.stderr)
             payload = b"Internal Server Error"
             self.send_response(500)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Type", TEXT)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
             return
-        if resp.latency > 0:
-            time.sleep(resp.latency)
-        if resp.drop_connection:
-            self.close_connection = True
-            with contextlib.suppress(OSError):
-                self.connection.shutdown(socket.SHUT_RDWR)
+        if deliver(resp, time.sleep, self._drop):
             return
         self.send_response(resp.status)
         for key, value in resp.headers.items():
@@ -68,6 +65,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(resp.body)
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
