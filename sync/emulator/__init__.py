@@ -6,7 +6,7 @@ The ``sync`` package never imports this one.
 """
 
 from sync.emulator.backend import Backend
-from sync.emulator.cli import add_parser, run
+from sync.emulator.cli import run
 from sync.emulator.faults import FaultRule, rate_limited, server_error
 from sync.emulator.inprocess import emulate
 from sync.emulator.models import Doc
@@ -22,7 +22,6 @@ __all__ = [
     "FaultRule",
     "RemoteEmulator",
     "Response",
-    "add_parser",
     "emulate",
     "rate_limited",
     "run",

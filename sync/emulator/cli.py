@@ -9,6 +9,10 @@ import sys
 import threading
 from typing import Any
 
+from sync.clock import SystemClock
+from sync.emulator.backend import Backend
+from sync.emulator.server import serve
+
 DEFAULT_QUOTA = 20 * 1024 * 1024  # Creator plan
 AGENT_NAME = "Staging support agent"
 AGENT_PROMPT = (
@@ -35,24 +39,7 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register the ``emulator`` subcommand on an argparse subparsers object."""
-    parser: argparse.ArgumentParser = subparsers.add_parser(
-        "emulator",
-        help="serve a local fake of the ElevenLabs knowledge-base API",
-        description="Serve a stateful fake of the ElevenLabs knowledge-base API on loopback "
-        "and print the environment variables that point a client at it.",
-    )
-    configure(parser)
-    parser.set_defaults(func=run)
-    return parser
-
-
 def run(args: argparse.Namespace) -> int:
-    from sync.clock import SystemClock
-    from sync.emulator.backend import Backend
-    from sync.emulator.server import serve
-
     api_key = args.api_key or "sk_emu_" + secrets.token_hex(20)
     backend = Backend(
         api_key=api_key,
