@@ -57,6 +57,19 @@ def run(
         client = Client(settings.base_url, settings.api_key, clock=clock, on_exchange=on_exchange)
         return _dispatch(args, settings, client, clock, out)
     except SyncError as exc:
+        return _report_error(exc, args.log_format)
+    except KeyboardInterrupt:
+        sys.stderr.write("kb-sync: interrupted\n")
+        return 130
+    except Exception:  # a bug, not a user mistake: show it, never with the key
+        sys.stderr.write(redact(traceback.format_exc()))
+        sys.stderr.write("kb-sync: internal error (a bug); the agent keeps its previous state\n")
+        return int(ExitCode.ERROR)
+
+
+def _report_error(exc: SyncError, log_format: str) -> int:
+    """One line per failure: the ``error`` event in JSON mode, the human line otherwise."""
+    if log_format == "json":
         event(
             "error",
             logging.ERROR,
@@ -67,15 +80,9 @@ def run(
             request_id=exc.request_id,
             exit=int(exc.exit_code),
         )
+    else:
         sys.stderr.write(f"kb-sync: error: {redact(str(exc))}\n")
-        return int(exc.exit_code)
-    except KeyboardInterrupt:
-        sys.stderr.write("kb-sync: interrupted\n")
-        return 130
-    except Exception:  # a bug, not a user mistake: show it, never with the key
-        sys.stderr.write(redact(traceback.format_exc()))
-        sys.stderr.write("kb-sync: internal error (a bug); the agent keeps its previous state\n")
-        return int(ExitCode.ERROR)
+    return int(exc.exit_code)
 
 
 def _push_runner(

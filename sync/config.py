@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -68,6 +69,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             "ELEVENLABS_API_KEY is not set; export it with the workspace's API key "
             "(ElevenLabs > Developers > API keys)"
         )
+    if any(not 33 <= ord(c) <= 126 for c in key):
+        raise ConfigError(
+            "ELEVENLABS_API_KEY holds a control, space or non-ASCII character (a pasted line "
+            "break?); set it again to the key exactly as ElevenLabs shows it"
+        )
     agent = env.get("ELEVENLABS_AGENT_ID", "").strip()
     if not agent:
         raise ConfigError(
@@ -92,9 +98,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             timeout = float(raw_timeout)
         except ValueError:
             timeout = -1.0
-        if not timeout >= 0:
+        if not (math.isfinite(timeout) and timeout > 0):
             raise ConfigError(
-                f"RAG_INDEXING_TIMEOUT={raw_timeout!r} is not a number of seconds >= 0; "
+                f"RAG_INDEXING_TIMEOUT={raw_timeout!r} is not a finite number of seconds > 0; "
                 "set it to e.g. 180"
             )
     ns = env.get("KB_SYNC_NAMESPACE", "").strip() or DEFAULT_NAMESPACE

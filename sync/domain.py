@@ -73,6 +73,7 @@ class AgentView:
     rag_enabled: bool
     embedding_model: str | None
     branch_id: str | None = None
+    kb_listed: bool = True  # the answer held a knowledge_base list (possibly empty)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], agent_id: str = "") -> AgentView:
@@ -80,6 +81,7 @@ class AgentView:
         rag = prompt.get("rag") or {}
         model = rag.get("embedding_model")
         branch = data.get("branch_id")
+        listed = isinstance(prompt.get("knowledge_base"), list)
         return cls(
             id=str(data.get("agent_id") or agent_id),
             name=str(data.get("name", "")),
@@ -87,6 +89,7 @@ class AgentView:
             rag_enabled=bool(rag.get("enabled", False)),
             embedding_model=str(model) if model else None,
             branch_id=str(branch) if branch else None,
+            kb_listed=listed,
         )
 
     def ids(self) -> list[str]:

@@ -12,7 +12,7 @@ from .client import Client
 from .clock import Clock
 from .errors import NotFound, SyncError
 from .log import event
-from .results import PENDING, DocResult
+from .results import FINAL, PENDING, DocResult, is_pending
 
 
 @dataclass
@@ -27,6 +27,7 @@ class Indexer:
     def __init__(self, client: Client, clock: Clock, model: str, opt: IndexOptions) -> None:
         self.client, self.clock, self.model, self.opt = client, clock, model, opt
         self.quota_hit = threading.Event()
+        self._warned: set[str] = set()
 
     def compute(self, r: DocResult) -> None:
         """One compute call: starts the index, or reads its status when it exists."""
@@ -41,7 +42,16 @@ class Indexer:
             if exc.status is not None and 400 <= exc.status < 500 and exc.status != 429:
                 r.status = "error"  # the server refuses this index: do not poll until the deadline
             return  # otherwise (5xx, 429, connection) it stays pending and is polled again
-        r.status = str(idx.get("status", "processing"))
+        r.status = str(idx.get("status", "processing")).lower()
+        if r.status not in FINAL and r.status not in PENDING and r.doc_id not in self._warned:
+            self._warned.add(r.doc_id)
+            event(
+                "index.unknown_status",
+                logging.WARNING,
+                id=r.doc_id,
+                status=r.status,
+                note="not a documented status: polled as pending until the deadline",
+            )
         if r.status == "rag_limit_exceeded":
             self.quota_hit.set()
 
@@ -65,7 +75,7 @@ class Indexer:
         start = self.clock.now()
         deadline = start + self.opt.index_wait
         interval = self.opt.poll_start
-        if any(r.status in PENDING for r in results):
+        if any(is_pending(r.status) for r in results):
             # the upload's own compute call just answered: wait before the first poll
             self.clock.sleep(min(interval, max(0.0, deadline - self.clock.now())))
             interval = min(interval * 1.5, self.opt.poll_max)
@@ -76,7 +86,7 @@ class Indexer:
                 list(pool.map(self.compute, pending))
             now = self.clock.now()
             for r in results:
-                if r.doc_id and r.status not in PENDING and r.seconds == 0.0:
+                if r.doc_id and not is_pending(r.status) and r.seconds == 0.0:
                     r.seconds = now - start
             pending = [r for r in results if r.pending]
             retry_failed = [r for r in results if self._retryable(r)]

@@ -73,6 +73,8 @@ def read_doc(path: Path, root: Path) -> LocalDoc:
 
 def read_folder(folder: str | os.PathLike[str]) -> list[LocalDoc]:
     """Read every ``*.md`` directly in ``folder``, sorted by name. Any problem stops the run."""
+    if not str(folder).strip():
+        raise InputError("--dir is empty; pass the documents' folder, e.g. --dir quarters")
     root = Path(folder)
     if not root.exists():
         raise InputError(f"{root}: folder does not exist; pass --dir with the documents' folder")

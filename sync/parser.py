@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -37,8 +38,8 @@ def _positive(value: str) -> float:
         f = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
-    if f < 0:
-        raise argparse.ArgumentTypeError(f"{value!r} must be >= 0")
+    if not (math.isfinite(f) and f > 0):
+        raise argparse.ArgumentTypeError(f"{value!r} must be a finite number of seconds > 0")
     return f
 
 

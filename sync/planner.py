@@ -15,7 +15,7 @@ from .domain import KbEntry, Ownership, RemoteDoc
 from .local import LocalDoc
 from .naming import legacy_keys, managed_name
 from .plan import Item, Plan, Ref, Snapshot
-from .results import PENDING, DocResult
+from .results import DocResult, is_pending
 
 
 def content_reads(local: list[LocalDoc], snap: Snapshot, namespace: str, strict: bool) -> list[str]:
@@ -244,13 +244,13 @@ def delete_set(plan: Plan, results: Sequence[DocResult], kept: Sequence[KbEntry]
             out += [ref for ref in i.replaces if ref.id not in keep_ids]
     out += [o for o in plan.orphans if o.id not in keep_ids]
     for r in results:  # this run's uploads that did not make it, and will not
-        if r.uploaded and not r.attached and r.doc_id and r.status not in PENDING:
+        if r.uploaded and not r.attached and r.doc_id and not is_pending(r.status):
             out.append(Ref(r.doc_id, str(r.item.name), f"not attached: {r.status}"))
         elif (  # an orphan reused from an earlier run, still not indexed: start afresh
             r.item.reuse_id
             and r.item.reuse_id not in plan.managed_ids
             and not r.attached
-            and r.status in PENDING
+            and is_pending(r.status)
         ):
             out.append(Ref(r.item.reuse_id, str(r.item.name), f"still {r.status} a run later"))
     return out

@@ -29,7 +29,14 @@ def read_agent_json(client: Client, settings: Settings) -> dict[str, Any]:
 
 
 def read_agent(client: Client, settings: Settings) -> AgentView:
-    return AgentView.from_json(read_agent_json(client, settings), settings.agent_id)
+    agent = AgentView.from_json(read_agent_json(client, settings), settings.agent_id)
+    if not agent.kb_listed:  # read as empty, a PATCH would detach every unmanaged entry
+        raise ApiError(
+            f"agent {settings.agent_id}: the answer has no "
+            "conversation_config.agent.prompt.knowledge_base list; nothing was written; "
+            "check ELEVENLABS_BASE_URL points at the ElevenLabs API and try again"
+        )
+    return agent
 
 
 def foreign_docs(client: Client, settings: Settings, snap: Snapshot) -> set[str]:

@@ -9,9 +9,18 @@ from .domain import KbEntry
 from .errors import ExitCode
 from .plan import Item
 
-# index statuses that are not final yet (the RAG index lifecycle: new -> created ->
-# processing -> succeeded | failed | rag_limit_exceeded | document_too_small | ...)
+# the RAG index lifecycle: new -> created -> processing -> succeeded | failed |
+# rag_limit_exceeded | document_too_small | cannot_index_folder (API-NOTES: lowercase)
 PENDING = ("new", "created", "processing")
+FINAL = ("succeeded", "failed", "rag_limit_exceeded", "document_too_small", "cannot_index_folder")
+# what kb-sync itself says of a document that has no index status from the server
+LOCAL = ("not_needed", "upload_failed", "error", "not_uploaded")
+
+
+def is_pending(status: str) -> bool:
+    """Not final yet: a pending status, or one the server never documented (polled until the
+    deadline rather than taken as a failure)."""
+    return status not in FINAL and status not in LOCAL
 
 
 @dataclass
@@ -32,7 +41,7 @@ class DocResult:
 
     @property
     def pending(self) -> bool:
-        return self.doc_id is not None and self.status in PENDING
+        return self.doc_id is not None and is_pending(self.status)
 
     def locator(self) -> KbEntry:
         assert self.doc_id is not None

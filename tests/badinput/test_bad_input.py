@@ -7,6 +7,7 @@ that nothing was written: zero non-GET requests in the emulator's call log, the 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -376,6 +377,9 @@ def test_bad_input_in_a_subprocess(
     assert p.returncode == code, p.stderr
     assert "Traceback" not in p.stderr + p.stdout
     assert CANARY_KEY not in p.stderr + p.stdout
-    errors = [ln for ln in p.stderr.splitlines() if ln.startswith("kb-sync: error:")]
-    assert len(errors) == 1 and needle in errors[0], p.stderr
+    # JSON mode: the failure is one `error` event, and no second (human) line
+    assert not [ln for ln in p.stderr.splitlines() if ln.startswith("kb-sync: error:")]
+    errors = [e for e in map(json.loads, p.stderr.splitlines()) if e.get("event") == "error"]
+    assert len(errors) == 1 and needle in errors[0]["message"], p.stderr
+    assert errors[0]["exit"] == code
     world.nothing_written()

@@ -262,6 +262,8 @@ def _explain(exc: BaseException) -> str:
 def validate_call(call: Any, base_url: str = "https://api.elevenlabs.io") -> bool:
     """Validate one entry of the emulator's call log (``sync.emulator.Call`` or its dict)."""
     c = call if isinstance(call, dict) else call.to_dict()
+    if c.get("fault") and c["status"] < 400:
+        return True  # a hostile server answering 2xx off-spec, on purpose: nothing to check
     if c.get("fault"):
         # an injected fault answers instead of the route; only its error shape is checked
         body = c["response_json"] if c["response_text"] is None else c["response_text"]

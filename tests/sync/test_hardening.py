@@ -1,0 +1,106 @@
+"""Hostile inputs and servers: bounded waits, refused keys, unknown statuses, missing KB."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import responses
+
+from sync.client import Client
+from sync.clock import FakeClock
+from sync.config import load_settings
+from sync.emulator import FaultRule
+from sync.errors import ConfigError
+from sync.indexing import Indexer, IndexOptions
+from sync.plan import Item
+from sync.results import DocResult
+from tests.canary import CANARY_KEY
+
+from .conftest import Kit, para
+
+OK = {"ELEVENLABS_API_KEY": "k" * 12, "ELEVENLABS_AGENT_ID": "agent_abc"}
+BASE = "https://api.elevenlabs.io"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "0"])
+def test_index_timeout_must_be_finite_and_positive(value: str) -> None:
+    with pytest.raises(ConfigError, match="RAG_INDEXING_TIMEOUT"):
+        load_settings({**OK, "RAG_INDEXING_TIMEOUT": value})
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0"])
+def test_index_wait_option_must_be_finite_and_positive(kit: Kit, value: str) -> None:
+    kit.write("a.md", para("a"))
+    r = kit.push("--index-wait", value)
+    assert r.code == 5, r.stderr
+    assert "--index-wait" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert kit.writes() == []
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        CANARY_KEY[:10] + "\n" + CANARY_KEY[10:],
+        CANARY_KEY[:10] + "\r" + CANARY_KEY[10:],
+        CANARY_KEY + "é",
+    ],
+)
+def test_a_key_with_control_or_non_ascii_characters_is_refused_without_echoing_it(
+    key: str,
+) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings({**OK, "ELEVENLABS_API_KEY": key})
+    msg = str(e.value)
+    assert "ELEVENLABS_API_KEY" in msg and CANARY_KEY[:12] not in msg and "\n" not in msg
+
+
+def test_an_empty_dir_is_refused_not_read_as_the_current_folder(kit: Kit) -> None:
+    r = kit.kb("plan", "--dir", "")
+    assert r.code == 5 and "--dir" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def _result(doc_id: str) -> DocResult:
+    return DocResult(item=Item("create", "a.md", "kb-sync:a.md#0"), doc_id=doc_id, status="new")
+
+
+@responses.activate
+def test_index_status_is_compared_case_insensitively() -> None:
+    url = f"{BASE}/v1/convai/knowledge-base/d1/rag-index"
+    responses.post(url, json={"id": "i", "model": "m", "status": "SUCCEEDED"})
+    clock = FakeClock()
+    indexer = Indexer(Client(BASE, CANARY_KEY, clock=clock), clock, "m", IndexOptions(30))
+    r = _result("d1")
+    indexer.compute(r)
+    assert r.ready and r.status == "succeeded"
+
+
+@responses.activate
+def test_an_unknown_status_is_pending_until_the_deadline_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"{BASE}/v1/convai/knowledge-base/d1/rag-index"
+    responses.post(url, json={"id": "i", "model": "m", "status": "queued"})
+    clock = FakeClock()
+    indexer = Indexer(Client(BASE, CANARY_KEY, clock=clock), clock, "m", IndexOptions(20))
+    r = _result("d1")
+    indexer.compute(r)
+    assert not r.ready
+    with caplog.at_level(logging.WARNING), ThreadPoolExecutor(2) as pool:
+        indexer.wait([r], pool)
+    assert not r.ready and "after 20s" in str(r.error)
+    assert clock.now() >= 20 and len(responses.calls) > 2  # it kept polling
+    assert sum("index.unknown_status" in m for m in caplog.messages) == 1
+
+
+def test_an_agent_answer_without_a_knowledge_base_list_is_refused(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    agent_path = f"/v1/convai/agents/{kit.agent_id}$"
+    body = {"agent_id": kit.agent_id, "name": "A", "conversation_config": {"agent": {}}}
+    kit.backend.add_fault(FaultRule("GET", agent_path, times=None, status=200, body=body))
+    r = kit.push()
+    assert r.code == 1, r.stderr
+    assert "knowledge_base" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert kit.writes() == []
