@@ -64,8 +64,12 @@ class Applier:
         self.opt = options
         self.record = record
         self.indexer = Indexer(client, clock, model, options.index_options())
-        self.deleter = Deleter(client, clock, agent_id, options.linger_attempts)
+        self.deleter = Deleter(client, clock, agent_id, options.linger_attempts, self._kb_ids)
         self.known_ids: dict[str, set[str]] = {}  # name -> ids that existed before the run
+
+    def _kb_ids(self) -> set[str]:
+        answer = self.client.get_agent(self.agent_id)
+        return set(AgentView.from_json(answer, self.agent_id).ids())
 
     # -- 1. upload ---------------------------------------------------------------------------
     def upload(self, results: Sequence[DocResult], texts: dict[str, str]) -> None:

@@ -8,20 +8,30 @@ dependents were read again right before, and show nobody else.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from .client import Client
 from .clock import Clock
-from .errors import ApiError, NotFound
+from .errors import ApiError, NotFound, SyncError
 from .log import event
 from .plan import Ref
 from .remote import other_dependents
 
 
 class Deleter:
-    def __init__(self, client: Client, clock: Clock, agent_id: str, linger_attempts: int) -> None:
+    def __init__(
+        self,
+        client: Client,
+        clock: Clock,
+        agent_id: str,
+        linger_attempts: int,
+        attached_now: Callable[[], set[str]] | None = None,
+    ) -> None:
         self.client, self.clock, self.agent_id = client, clock, agent_id
         self.linger_attempts = linger_attempts
+        # the ids our agent uses at this moment (read again, never from the plan)
+        self.attached_now = attached_now
 
     def delete(self, ref: Ref) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -33,7 +43,8 @@ class Deleter:
         }
         for attempt in range(self.linger_attempts + 1):
             if attempt == self.linger_attempts:
-                if self._kept_for_others(ref, out, attempt):  # checked again right before force
+                # checked again right before force: nobody else, and not our agent either
+                if self._kept_for_others(ref, out, attempt) or self._attached(ref, out, attempt):
                     return out
                 out["forced"] = True
             out["attempts"] = attempt + 1
@@ -91,6 +102,32 @@ class Deleter:
                 )
                 return True
         return False
+
+    def _attached(self, ref: Ref, out: dict[str, Any], attempt: int) -> bool:
+        """Our agent points at the doc again (another run or a person put it back): forcing
+        would detach it from the agent and leave its file with no document."""
+        if self.attached_now is None:
+            return False
+        try:
+            attached = ref.id in self.attached_now()
+        except SyncError as exc:
+            attached, why = True, f"the agent could not be read again ({exc.code or exc})"
+        else:
+            why = "attached to this agent again (another run or a person put it back)"
+        if not attached:
+            return False
+        out["outcome"] = "kept"
+        out["kept_because"] = why
+        event(
+            "delete.attempt",
+            logging.WARNING,
+            id=ref.id,
+            name=ref.name,
+            attempt=attempt + 1,
+            outcome="kept",
+            note=f"never force-deleted: {why}",
+        )
+        return True
 
     def _kept_for_others(self, ref: Ref, out: dict[str, Any], attempt: int) -> bool:
         try:

@@ -104,3 +104,28 @@ def test_an_agent_answer_without_a_knowledge_base_list_is_refused(kit: Kit) -> N
     assert r.code == 1, r.stderr
     assert "knowledge_base" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert kit.writes() == []
+
+
+def test_never_force_deletes_a_doc_our_agent_was_patched_back_onto(kit: Kit) -> None:
+    """Another writer (a second machine, a person) puts our agent back on the superseded doc
+    while this push waits out a lingering dependency: forcing would empty that file."""
+    kit.write("a.md", para("a"))
+    assert kit.push().code == 0
+    old = kit.managed_kb()[0]["id"]
+    kit.backend.linger(10)
+    seen = {"deletes": 0}
+
+    def put_back(backend, call):  # type: ignore[no-untyped-def]
+        if call.method == "DELETE" and call.status == 400:
+            seen["deletes"] += 1
+            if seen["deletes"] == 2:
+                backend.attach(kit.agent_id, old)
+
+    kit.backend.after_request.append(put_back)
+    kit.write("a.md", para("a2"))
+    r = kit.push()
+    assert r.code == 3, r.stderr
+    assert old in kit.backend.docs  # kept: the agent uses it right now
+    assert old in [e["id"] for e in kit.backend.agent_kb(kit.agent_id)]
+    assert not any(c.method == "DELETE" and c.query.get("force") for c in kit.backend.calls)
+    assert "attached to this agent" in r.stderr
