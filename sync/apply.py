@@ -24,7 +24,15 @@ from .client import Client
 from .clock import Clock
 from .deleting import Deleter
 from .domain import AgentView, KbEntry, entries_json
-from .errors import ApiError, ExitCode, GuardRefused, SyncError, ValidationFailed
+from .errors import (
+    ApiError,
+    ExitCode,
+    GuardRefused,
+    ServerError,
+    SyncError,
+    TransportError,
+    ValidationFailed,
+)
 from .indexing import Indexer, IndexOptions
 from .log import event
 from .plan import Plan, Ref
@@ -151,13 +159,16 @@ class Applier:
         )
 
     # -- 3. the one PATCH --------------------------------------------------------------------
-    def patch(self, desired: Sequence[KbEntry]) -> tuple[KbEntry, ...]:
-        """PATCH the complete list (retrying while an index is not ready yet); the answer."""
+    def patch(self, desired: Sequence[KbEntry]) -> None:
+        """PATCH the complete list (retrying while an index is not ready yet). The answer is
+        not trusted: :meth:`read_back` reads the agent again."""
+        self.record.status, self.record.intent = "patching", entries_json(desired)
+        self.record.write()
         attempt = 0
         while True:
             try:
-                answer = self.client.patch_agent_kb(self.agent_id, entries_json(desired))
-                return AgentView.from_json(answer, self.agent_id).entries
+                self.client.patch_agent_kb(self.agent_id, entries_json(desired))
+                return
             except ValidationFailed as exc:
                 if exc.code != "rag_index_not_ready" or attempt + 1 >= self.opt.patch_attempts:
                     raise
@@ -188,13 +199,7 @@ class Applier:
                 r.attached = r.ready
             event("agent.unchanged", agent=self.agent_id, count=len(current))
             return current, current
-        after = self.patch(desired)  # PATCH answers with the agent: read-back
-        self.record.patched = True
-        if [e.id for e in after] != [e.id for e in desired]:
-            raise SyncError(
-                "the agent's knowledge base read back differs from what was sent; "
-                "nothing was deleted"
-            )
+        after = self.patch_and_read_back(desired, current, read_agent)
         event(
             "agent.patched",
             agent=self.agent_id,
@@ -203,6 +208,36 @@ class Applier:
             path="conversation_config.agent.prompt.knowledge_base",
         )
         return current, after
+
+    def patch_and_read_back(
+        self,
+        desired: Sequence[KbEntry],
+        current: Sequence[KbEntry],
+        read_agent: Callable[[], AgentView],
+    ) -> tuple[KbEntry, ...]:
+        """The PATCH, then the agent read again: what the server kept is the truth (a large
+        list has been seen answered 200 and not all kept)."""
+        try:
+            self.patch(desired)
+        except (TransportError, ServerError, ApiError) as exc:
+            ambiguous = isinstance(exc, (TransportError, ServerError)) or exc.code == "bad_response"
+            if not ambiguous:
+                raise  # a clear refusal (4xx): nothing was applied
+            if read_agent().ids() == [e.id for e in current]:  # was it applied after all?
+                raise SyncError(
+                    f"{exc}; the agent was read back and keeps its previous documents"
+                ) from None
+        self.record.patched = True
+        after = read_agent().entries
+        kept = {e.id for e in after}
+        lost = [e.name for e in desired if e.id not in kept]
+        if [e.id for e in after] != [e.id for e in desired]:
+            raise SyncError(
+                "the agent's knowledge base read back differs from what was sent"
+                + (f" (not kept: {', '.join(lost)})" if lost else " (order)")
+                + "; nothing was deleted"
+            )
+        return after
 
     # -- 4. delete ---------------------------------------------------------------------------
     def delete_superseded(self, refs: Sequence[Ref]) -> list[dict[str, Any]]:

@@ -46,6 +46,26 @@ def _payload(resp: requests.Response, expect_json: bool) -> Any:
     return resp.content.decode("utf-8", "replace")
 
 
+def _checked(
+    method: str, path: str, resp: requests.Response, payload: Any, expect_json: bool
+) -> Any:
+    """A success answer must be what the API sends: a JSON object (or nothing, for DELETE).
+    HTML from a proxy, or truncated JSON, is the server misbehaving: one clear error."""
+    if not expect_json or isinstance(payload, dict):
+        return payload
+    if not resp.content and method == "DELETE":
+        return {}
+    raise ApiError(
+        redact(
+            f"{method} {path}: answered {resp.status_code} with a body that is not a JSON "
+            "object; check ELEVENLABS_BASE_URL points at the ElevenLabs API (not a proxy or "
+            "a web page)"
+        ),
+        status=resp.status_code,
+        code="bad_response",
+    )
+
+
 MAX_PAGES = 10_000  # 1,000,000 documents at 100 a page: far beyond any workspace
 
 
@@ -189,7 +209,7 @@ class Client:
                 payload = _payload(resp, expect_json)
                 self._record(method, path, params, body, resp.status_code, payload, None)
                 if resp.status_code < 400:
-                    return payload
+                    return _checked(method, path, resp, payload, expect_json)
                 delay = self._after_error_status(method, path, resp, attempt, idempotent)
             self.clock.sleep(delay)
             attempt += 1

@@ -211,6 +211,7 @@ def _apply_push(
         )
         return ExitCode.OK
     quota_preflight(client, plan)
+    record.write()  # the record dir is writable, before the first write request
     opts = args.options or Options()
     applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
     for doc_id, doc in snap.docs.items():
@@ -220,6 +221,10 @@ def _apply_push(
         outcome = applier.run(plan, texts, lambda: read_agent(client, settings))
     except SyncError as exc:
         _failed(client, record, exc)
+    except Exception as exc:  # a bug; after the PATCH the agent is already changed
+        if not record.patched:
+            raise
+        _failed(client, record, SyncError(f"internal error ({type(exc).__name__})"))
     _finish(client, record, outcome)
     _report(client, args, out, plan, snap, record, outcome)
     return outcome.exit_code
@@ -232,7 +237,8 @@ def _failed(client: Client, record: RunRecord, exc: SyncError) -> NoReturn:
             f"{exc}; the agent already points at the new, indexed documents; "
             "some superseded ones may remain: the next run cleans them up"
         )
-        _close(client, record, "failed", late.exit_code)
+        with contextlib.suppress(SyncError):  # the record may be what failed
+            _close(client, record, "failed", late.exit_code)
         _log_failure(record, late)
         raise late from None
     _close(client, record, "failed", exc.exit_code)

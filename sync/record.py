@@ -55,7 +55,11 @@ class RunRecord:
     # content of every document this run detached, so a rollback can recreate it
     saved: dict[str, dict[str, Any]] = field(default_factory=dict)
     patched: bool = False
+    # started -> patching (the intent: the list about to be sent, written before the PATCH)
+    # -> done | partial | failed (complete); a record left at "patching" means the run died
+    # around its PATCH, and nobody knows from it whether the agent changed
     status: str = "started"
+    intent: list[dict[str, Any]] | None = None
     exit_code: int | None = None
     requests: int = 0
     path: str | None = None
@@ -69,15 +73,27 @@ class RunRecord:
 
     def write(self) -> Path:
         directory = Path(self.directory) if self.directory else record_dir()
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(
+                f"KB_SYNC_RECORD_DIR={self.directory}: not a folder kb-sync can write "
+                f"({exc.strerror or exc}); set it to a writable folder"
+            ) from None
         p = (
             Path(self.path)
             if self.path
             else directory / f"{_file_stamp()}-{self.kind}-{self.run_id}.json"
         )
         tmp = p.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2), "utf-8")
-        os.replace(tmp, p)
+        try:
+            tmp.write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=2), "utf-8")
+            os.replace(tmp, p)
+        except OSError as exc:
+            raise InputError(
+                f"KB_SYNC_RECORD_DIR={self.directory}: run records cannot be written there "
+                f"({exc.strerror or exc}); set it to a writable folder"
+            ) from None
         self.path = str(p)
         return p
 
@@ -99,17 +115,26 @@ def load(path: str | Path) -> dict[str, Any]:
 
 def latest(agent_id: str, directory: Path | None = None) -> Path:
     directory = directory or record_dir()
-    candidates = []
+    candidates: list[tuple[Path, dict[str, Any]]] = []
     found = list(directory.glob("*-push-*.json")) if directory.is_dir() else []
     for p in sorted(found, key=lambda f: (f.stat().st_mtime_ns, f.name)):
         try:
             data = json.loads(p.read_text("utf-8"))
         except (OSError, ValueError):
             continue
-        if data.get("agent_id") == agent_id and data.get("patched"):
-            candidates.append(p)
+        if data.get("agent_id") == agent_id and (
+            data.get("patched") or data.get("status") == "patching"
+        ):
+            candidates.append((p, data))
     if not candidates:
         raise InputError(
             f"{directory}: holds no applied push for agent {agent_id}; pass --record FILE"
         )
-    return candidates[-1]
+    path, data = candidates[-1]
+    if data.get("status") == "patching":
+        raise InputError(
+            f"{path}: the latest push is not complete (it stopped around its PATCH, so whether "
+            "it changed the agent is unknown); check `kb-sync status`, then pass --record "
+            "with the record to undo"
+        )
+    return path

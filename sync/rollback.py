@@ -197,7 +197,7 @@ def rollback_command(
     )
     opts = options or Options()
     applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
-    return _execute(plan, applier, client, record, out, as_json)
+    return _execute(plan, applier, client, record, out, as_json, settings)
 
 
 def _recreate(plan: RollbackPlan, applier: Applier, client: Client) -> dict[str, str]:
@@ -241,11 +241,12 @@ def _execute(
     record: RunRecord,
     out: TextIO,
     as_json: bool,
+    settings: Settings,
 ) -> int:
     new_id = _recreate(plan, applier, client)
-    after = applier.patch(plan.desired(new_id))
+    desired = plan.desired(new_id)
+    after = applier.patch_and_read_back(desired, plan.current, lambda: read_agent(client, settings))
     record.kb_after = entries_json(after)
-    record.patched = True
     event(
         "agent.patched",
         agent=applier.agent_id,

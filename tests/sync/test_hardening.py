@@ -16,6 +16,7 @@ from sync.errors import ConfigError
 from sync.indexing import Indexer, IndexOptions
 from sync.plan import Item
 from sync.results import DocResult
+from sync.testing import Killed
 from tests.canary import CANARY_KEY
 
 from .conftest import Kit, para
@@ -129,3 +130,54 @@ def test_never_force_deletes_a_doc_our_agent_was_patched_back_onto(kit: Kit) -> 
     assert old in [e["id"] for e in kit.backend.agent_kb(kit.agent_id)]
     assert not any(c.method == "DELETE" and c.query.get("force") for c in kit.backend.calls)
     assert "attached to this agent" in r.stderr
+
+
+def test_a_crash_right_after_the_patch_makes_rollback_refuse_not_undo_two_pushes(
+    kit: Kit,
+) -> None:
+    kit.write("a.md", para("v1"))
+    assert kit.push().code == 0
+    kit.write("a.md", para("v2"))
+    assert kit.push().code == 0  # its record is complete
+    kit.write("a.md", para("v3"))
+
+    def crash_after_patch(backend, call):  # type: ignore[no-untyped-def]
+        if call.method == "PATCH" and call.status == 200:
+            raise Killed
+
+    kit.backend.after_request.append(crash_after_patch)
+    assert kit.push().killed
+    kit.backend.after_request.clear()
+    on_v3 = [e["id"] for e in kit.backend.agent_kb(kit.agent_id)]
+    r = kit.kb("rollback")
+    assert r.code == 5, r.stderr
+    assert "not complete" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert [e["id"] for e in kit.backend.agent_kb(kit.agent_id)] == on_v3  # nothing undone
+
+
+def test_an_unwritable_record_dir_is_refused_before_any_write(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    blocker = kit.records.parent / "not-a-dir"
+    blocker.write_text("x")
+    r = kit.kb("push", "--dir", str(kit.dir), env={**kit.env, "KB_SYNC_RECORD_DIR": str(blocker)})
+    assert r.code == 5, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kb-sync: error:")]
+    assert len(errors) == 1 and "KB_SYNC_RECORD_DIR" in errors[0]
+    assert kit.writes() == []
+
+
+def test_a_patch_answer_that_is_not_json_is_checked_by_reading_the_agent_back(
+    kit: Kit,
+) -> None:
+    kit.write("a.md", para("a"))
+    assert kit.push().code == 0
+    kit.write("a.md", para("a2"))
+    path = f"/v1/convai/agents/{kit.agent_id}$"
+    kit.backend.add_fault(FaultRule("PATCH", path, times=1, status=200, body="<html>oops"))
+    r = kit.push()
+    assert "internal error" not in r.stderr and "Traceback" not in r.stderr
+    # the injected answer replaced the route: the agent did not change, and the read-back says so
+    assert r.code == 1, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kb-sync: error:")]
+    assert len(errors) == 1 and "read back and keeps its previous documents" in errors[0]
+    assert len(kit.managed_docs()) == 1 + 1  # nothing deleted; the unattached upload waits
