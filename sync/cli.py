@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -122,7 +123,7 @@ def _dispatch(
             return plan_command(settings, client, pargs, out)
         return push_command(settings, client, clock, pargs, out)
     if args.command == "rollback":
-        from .push import agent_lock
+        from .lock import agent_lock
         from .rollback import rollback_command
 
         lock = (
@@ -152,5 +153,10 @@ def _dispatch(
     raise AssertionError(args.command)  # pragma: no cover
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a cron's timeout, `kill`) ends a run like Ctrl-C
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _terminated)
     return run(argv)

@@ -48,6 +48,23 @@ def _is_loopback(host: str) -> bool:
 
 def check_base_url(url: str) -> str:
     parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises on a port that is not a number in 0..65535
+    except ValueError:
+        raise ConfigError(
+            f"ELEVENLABS_BASE_URL={url!r} has a bad port; set it to https://api.elevenlabs.io "
+            "or unset it"
+        ) from None
+    if any(c.isspace() for c in url):
+        raise ConfigError(
+            f"ELEVENLABS_BASE_URL={url!r} contains a space; set it to https://api.elevenlabs.io "
+            "or unset it"
+        )
+    if parts.path.rstrip("/") or parts.query or parts.fragment:
+        raise ConfigError(
+            f"ELEVENLABS_BASE_URL={url!r} has a path; give the host only, e.g. "
+            "https://api.elevenlabs.io (kb-sync adds /v1/...)"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"ELEVENLABS_BASE_URL={url!r} is not a URL; set it to https://api.elevenlabs.io "

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
 from .guards import RAG_MIN_BYTES, is_small
+from .log import event
 from .naming import collision_key, fingerprint
 
 MAX_CHARS = 300_000  # ElevenLabs' non-enterprise limit per document
@@ -35,7 +37,15 @@ def normalise(text: str) -> str:
 def read_doc(path: Path, root: Path) -> LocalDoc:
     name = path.name
     if path.is_symlink():
-        target = path.resolve()
+        try:
+            target = path.resolve(strict=True)
+        except (OSError, RuntimeError) as exc:
+            raise InputError(
+                f"{path}: symlink cannot be followed ({getattr(exc, 'strerror', None) or exc}); "
+                "replace it with the file"
+            ) from None
+        if not target.is_file():
+            raise InputError(f"{path}: symlink leads to {target}, not a file; remove it")
         if root not in target.parents:
             raise InputError(
                 f"{path}: symlink leads outside {root} (to {target}); copy the file into the "
@@ -91,6 +101,9 @@ def read_folder(folder: str | os.PathLike[str]) -> list[LocalDoc]:
     seen: dict[str, str] = {}
     for p in paths:
         if p.is_dir():
+            continue
+        if not p.is_symlink() and not p.is_file():  # a FIFO or socket: reading could hang
+            event("file.skipped", logging.WARNING, file=p.name, note="not a regular file")
             continue
         key = collision_key(p.name)
         if key in seen:

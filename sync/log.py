@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 from typing import Any, TextIO
+from urllib.parse import quote, quote_plus
 
 log = logging.getLogger("sync")
 
@@ -18,12 +19,24 @@ _SECRETS: set[str] = set()
 
 
 def register_secret(secret: str) -> None:
-    if secret and len(secret) >= 4:
-        _SECRETS.add(secret)
+    """Redact ``secret`` in every form it can take in a message: raw, repr- and JSON-escaped,
+    URL-encoded."""
+    if not secret or len(secret) < 4:
+        return
+    forms = {
+        secret,
+        repr(secret)[1:-1],
+        json.dumps(secret)[1:-1],
+        json.dumps(secret, ensure_ascii=False)[1:-1],
+        quote(secret, safe=""),
+        quote(secret),
+        quote_plus(secret),
+    }
+    _SECRETS.update(f for f in forms if len(f) >= 4)
 
 
 def redact(text: str) -> str:
-    for s in _SECRETS:
+    for s in sorted(_SECRETS, key=len, reverse=True):
         if s in text:
             text = text.replace(s, "***")
     return text

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import logging
-import os
-import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -22,11 +17,14 @@ from .domain import entries_json
 from .errors import AppliedPartially, ConfigError, ExitCode, GuardRefused, InputError, SyncError
 from .guards import refuses_mass_delete
 from .local import LocalDoc, read_folder
+from .lock import agent_lock, lock_path
 from .log import event
 from .plan import Plan, Snapshot
 from .planner import make_plan
 from .record import RunRecord, utc_now
 from .remote import read_agent, take_snapshot
+
+__all__ = ["PushArgs", "agent_lock", "lock_path", "plan_command", "push_command"]
 from .results import Outcome
 
 
@@ -98,24 +96,6 @@ def quota_preflight(client: Client, plan: Plan) -> None:
             "unused documents from the workspace (kb-sync status shows them) or move to a "
             "larger plan. Nothing was uploaded"
         )
-
-
-@contextlib.contextmanager
-def agent_lock(agent_id: str, base_url: str) -> Iterator[None]:
-    """One push per agent on this machine at a time (the stale-plan check covers the rest)."""
-    where = hashlib.sha256(base_url.encode()).hexdigest()[:8]
-    path = Path(tempfile.gettempdir()) / f"kb-sync-{agent_id}-{where}.lock"
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise GuardRefused(
-                f"another kb-sync run holds the lock for agent {agent_id} ({path}); wait for it"
-            ) from None
-        yield
-    finally:
-        os.close(fd)
 
 
 def emit(out: TextIO, args: PushArgs, plan: Plan, extra: dict[str, Any] | None = None) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import responses
@@ -181,3 +184,90 @@ def test_a_patch_answer_that_is_not_json_is_checked_by_reading_the_agent_back(
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kb-sync: error:")]
     assert len(errors) == 1 and "read back and keeps its previous documents" in errors[0]
     assert len(kit.managed_docs()) == 1 + 1  # nothing deleted; the unattached upload waits
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.elevenlabs.io:99999",
+        "https://api.elevenlabs.io:port",
+        "https://api.eleven labs.io",
+        "https://api.elevenlabs.io/v1",
+    ],
+)
+def test_a_malformed_base_url_is_one_line_naming_the_setting(url: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_settings({**OK, "ELEVENLABS_BASE_URL": url})
+    assert "ELEVENLABS_BASE_URL" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_every_form_of_the_key_is_redacted() -> None:
+    from urllib.parse import quote
+
+    from sync.log import redact, register_secret
+
+    key = "sk_test+/=key_0123456789abcdef"
+    register_secret(key)
+    for form in (key, repr(key), json.dumps(key), quote(key, safe=""), quote(key)):
+        assert key not in redact(f"x {form} y") and quote(key, safe="") not in redact(form)
+
+
+def test_a_fifo_or_socket_named_md_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text(para("a"), "utf-8")
+    os.mkfifo(tmp_path / "pipe.md")
+    from sync.local import read_folder
+
+    assert [d.file for d in read_folder(tmp_path)] == ["a.md"]
+
+
+def test_a_symlink_loop_is_one_line_not_a_traceback(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    (kit.dir / "loop.md").symlink_to(kit.dir / "loop.md")
+    r = kit.kb("plan", "--dir", str(kit.dir))
+    assert r.code == 5 and "Traceback" not in r.stderr and "loop.md" in r.stderr
+
+
+def test_the_lock_file_is_removed_when_the_run_ends(kit: Kit, tmp_path: Path) -> None:
+    kit.write("a.md", para("a"))
+    assert kit.push().code == 0
+    assert not list(tmp_path.glob("kb-sync-*.lock"))
+
+
+def test_a_lock_file_that_cannot_be_opened_is_one_line(kit: Kit, tmp_path: Path) -> None:
+    from sync.push import lock_path
+
+    kit.write("a.md", para("a"))
+    p = lock_path(kit.agent_id, "https://api.elevenlabs.io")
+    p.mkdir()  # stands for a file this user may not open
+    r = kit.push()
+    assert r.code == 5 and "Traceback" not in r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kb-sync: error:")]
+    assert len(errors) == 1 and str(p) in errors[0]
+    assert kit.writes() == []
+
+
+def test_sigterm_ends_a_run_like_ctrl_c(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    slow = (
+        "import sys, threading, sync.cli as c\n"
+        "def wait(env):\n"
+        "    print('ready', flush=True)\n"
+        "    threading.Event().wait(30)\n"
+        "c.load_settings = wait\n"
+        "sys.exit(c.main(['status']))\n"
+    )
+    env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(Path(__file__).parents[2])}
+    p = subprocess.Popen(
+        [sys.executable, "-c", slow],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    p.terminate()
+    _, err = p.communicate(timeout=20)
+    assert p.returncode == 130 and "kb-sync: interrupted" in err
