@@ -18,119 +18,18 @@ from urllib.parse import quote
 import requests
 
 from . import __version__
+from .answers import Pages, checked, error_from, payload_of
 from .clock import Clock, SystemClock
 from .errors import (
     ApiError,
-    AuthError,
-    NotFound,
-    RateLimited,
     ServerError,
     TransportError,
-    ValidationFailed,
 )
 from .log import event, redact, register_secret
 from .retry import RetryPolicy, decide, parse_retry_after
 
 PAGE_SIZE = 100
 Json = dict[str, Any]
-
-
-def _payload(resp: requests.Response, expect_json: bool) -> Any:
-    if expect_json and resp.content:
-        try:
-            return resp.json()
-        except ValueError:
-            pass
-    # `/content` is `text/html` without a charset: requests would guess ISO-8859-1 and turn
-    # Cyrillic into mojibake (API-NOTES), so the bytes are decoded as UTF-8 here
-    return resp.content.decode("utf-8", "replace")
-
-
-def _checked(
-    method: str, path: str, resp: requests.Response, payload: Any, expect_json: bool
-) -> Any:
-    """A success answer must be what the API sends: a JSON object (or nothing, for DELETE).
-    HTML from a proxy, or truncated JSON, is the server misbehaving: one clear error."""
-    if not expect_json or isinstance(payload, dict):
-        return payload
-    if not resp.content and method == "DELETE":
-        return {}
-    raise ApiError(
-        redact(
-            f"{method} {path}: answered {resp.status_code} with a body that is not a JSON "
-            "object; check ELEVENLABS_BASE_URL points at the ElevenLabs API (not a proxy or "
-            "a web page)"
-        ),
-        status=resp.status_code,
-        code="bad_response",
-    )
-
-
-MAX_PAGES = 10_000  # 1,000,000 documents at 100 a page: far beyond any workspace
-
-
-class Pages:
-    """Cursor bookkeeping for one listing: a repeated cursor or an endless listing is the
-    server misbehaving, and stops the loop with an error instead of spinning forever."""
-
-    def __init__(self, what: str) -> None:
-        self.what = what
-        self.seen: set[str] = set()
-
-    def next(self, page: Any) -> str | None:
-        """The cursor of the next page, or None when this was the last one."""
-        cursor = page.get("next_cursor") if isinstance(page, dict) else None
-        if not isinstance(page, dict) or not page.get("has_more") or not cursor:
-            return None
-        cursor = str(cursor)
-        if cursor in self.seen:
-            raise ApiError(
-                f"{self.what}: the server gave the same next_cursor twice (has_more stays "
-                "true); stopped paging instead of looping"
-            )
-        if len(self.seen) >= MAX_PAGES:
-            raise ApiError(f"{self.what}: more than {MAX_PAGES} pages; stopped paging")
-        self.seen.add(cursor)
-        return cursor
-
-
-def _error_from(resp: requests.Response) -> ApiError:
-    code: str | None = None
-    message = resp.reason or "error"
-    request_id = resp.headers.get("request-id") or resp.headers.get("x-request-id")
-    body: Any = None
-    try:
-        body = resp.json()
-    except ValueError:
-        body = resp.text[:500]
-    detail = body.get("detail") if isinstance(body, dict) else None
-    if isinstance(detail, dict):
-        code = detail.get("code") or detail.get("status")
-        message = str(detail.get("message") or code or message)
-        request_id = detail.get("request_id") or request_id
-    elif isinstance(detail, list) and detail:
-        first = detail[0] if isinstance(detail[0], dict) else {}
-        code = "validation_error"
-        loc = ".".join(str(p) for p in first.get("loc", []))
-        message = f"{first.get('msg', 'invalid request')} at {loc}"
-    elif isinstance(detail, str):
-        message = detail
-    status = resp.status_code
-    text = redact(f"HTTP {status} {code or ''}: {message}".replace("  ", " "))
-    cls: type[ApiError]
-    if status in (401, 403):
-        cls = AuthError
-    elif status == 404:
-        cls = NotFound
-    elif status == 422:
-        cls = ValidationFailed
-    elif status == 429:
-        cls = RateLimited
-    elif status >= 500:
-        cls = ServerError
-    else:
-        cls = ApiError
-    return cls(text, status=status, code=code, request_id=request_id, body=body)
 
 
 class Client:
@@ -206,10 +105,10 @@ class Client:
                 self._record(method, path, params, body, None, None, str(exc))
                 delay = self._after_transport_error(method, path, exc, attempt, idempotent)
             else:
-                payload = _payload(resp, expect_json)
+                payload = payload_of(resp, expect_json)
                 self._record(method, path, params, body, resp.status_code, payload, None)
                 if resp.status_code < 400:
-                    return _checked(method, path, resp, payload, expect_json)
+                    return checked(method, path, resp, payload, expect_json)
                 delay = self._after_error_status(method, path, resp, attempt, idempotent)
             self.clock.sleep(delay)
             attempt += 1
@@ -238,7 +137,7 @@ class Client:
     def _after_error_status(
         self, method: str, path: str, resp: requests.Response, attempt: int, idempotent: bool
     ) -> float:
-        err = _error_from(resp)
+        err = error_from(resp)
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         delay = decide(
             self.policy,

@@ -6,7 +6,8 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .client import Client, Pages
+from .answers import Pages
+from .client import Client
 from .config import Settings
 from .content import same_content
 from .domain import AgentView, RemoteDoc
