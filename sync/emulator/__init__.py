@@ -7,7 +7,7 @@ The ``sync`` package never imports this one.
 
 from sync.emulator.backend import Backend
 from sync.emulator.cli import run
-from sync.emulator.faults import FaultRule, rate_limited, server_error
+from sync.emulator.faults import FaultRule, rate_limited, server_error, system_busy
 from sync.emulator.inprocess import emulate
 from sync.emulator.models import Doc
 from sync.emulator.remote import RemoteEmulator
@@ -27,4 +27,5 @@ __all__ = [
     "run",
     "serve",
     "server_error",
+    "system_busy",
 ]

@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 EMBEDDING_MODELS = ("e5_mistral_7b_instruct", "multilingual_e5_large_instruct")
 DEFAULT_MODEL = "multilingual_e5_large_instruct"
@@ -18,21 +18,101 @@ OWNER = {
 }
 
 
+MAIN_BRANCH_NAME = "Main"  # [guess] the main branch's name
+
+
 @dataclass
-class Agent:
+class Version:
+    """One commit on a branch: its id, a snapshot of the agent body, and its parents."""
+
+    id: str
+    branch_id: str
+    seq: int
+    at: float
+    body: dict[str, Any]
+    description: str = ""
+    parents: dict[str, str | None] = field(default_factory=dict)
+
+
+@dataclass
+class Branch:
+    """A line of versions of one agent; ``body`` is the branch's current config (its tip)."""
+
+    id: str
     agent_id: str
+    name: str
+    description: str
     body: dict[str, Any]
     created_at: float
-    updated_at: float
-    version: int = 1
+    versions: list[Version] = field(default_factory=list)
+    parent_branch_id: str | None = None
+    is_archived: bool = False
+    protection_status: str = "writer_perms_required"
+    merged_into: str | None = None
+    base_body: dict[str, Any] = field(default_factory=dict)  # the body it branched from
+
+    @property
+    def tip(self) -> Version:
+        return self.versions[-1]
 
     @property
     def version_id(self) -> str:
-        return f"agtvrsn_{self.agent_id[6:]}_{self.version:04d}"
+        return self.tip.id
+
+    @property
+    def updated_at(self) -> float:
+        return self.tip.at
 
 
-def kb_of(agent: Agent) -> list[dict[str, Any]]:
-    """The agent's knowledge-base list, in place (created empty where the body has none)."""
+@dataclass
+class Agent:
+    """An agent: versioned, with a main branch (``body``, ``version`` are the main branch's)."""
+
+    agent_id: str
+    created_at: float
+    branches: dict[str, Branch]
+    main_branch_id: str
+
+    @property
+    def main(self) -> Branch:
+        return self.branches[self.main_branch_id]
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self.main.body
+
+    @property
+    def version(self) -> int:
+        return len(self.main.versions)
+
+    @property
+    def version_id(self) -> str:
+        return self.main.version_id
+
+    @property
+    def updated_at(self) -> float:
+        return self.main.updated_at
+
+    def branch(self, branch_id: str | None) -> Branch | None:
+        """The branch named (``None``: main), or ``None`` when this agent has no such one."""
+        return self.main if branch_id is None else self.branches.get(branch_id)
+
+    def version_of(self, version_id: str) -> tuple[Branch, Version] | None:
+        for branch in self.branches.values():
+            for version in branch.versions:
+                if version.id == version_id:
+                    return branch, version
+        return None
+
+
+class HasBody(Protocol):
+    @property
+    def body(self) -> dict[str, Any]: ...
+
+
+def kb_of(agent: HasBody) -> list[dict[str, Any]]:
+    """The knowledge-base list of an agent's (main) or a branch's body, in place (created
+    empty where the body has none)."""
     prompt = agent.body.setdefault("conversation_config", {}).setdefault("agent", {})
     prompt = prompt.setdefault("prompt", {})
     kb = prompt.get("knowledge_base")
@@ -40,6 +120,14 @@ def kb_of(agent: Agent) -> list[dict[str, Any]]:
         kb = []
         prompt["knowledge_base"] = kb
     return kb
+
+
+def kb_of_body(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The knowledge-base list of a body (read only: ``[]`` when there is none)."""
+    kb = (
+        body.get("conversation_config", {}).get("agent", {}).get("prompt", {}).get("knowledge_base")
+    )
+    return kb if isinstance(kb, list) else []
 
 
 def rag_of(body: dict[str, Any]) -> dict[str, Any]:

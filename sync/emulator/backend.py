@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import sync.emulator.branching as branching
 import sync.emulator.control as control
 import sync.emulator.indexes as ix
 import sync.emulator.urls as urls
@@ -26,8 +27,9 @@ from sync.emulator.control import Controlled
 from sync.emulator.exceptions import ControlError, EmulatorError, MethodNotAllowed, RouteNotFound
 from sync.emulator.faults import FaultRule
 from sync.emulator.indexes import IndexBehaviour
-from sync.emulator.models import CREATOR_QUOTA, Workspace
+from sync.emulator.models import CREATOR_QUOTA, MAX_DOC_CHARS, MAX_PATCH_ENTRIES, Workspace
 from sync.emulator.responses import agent_view, index_view
+from sync.emulator.retrieval import Settings
 from sync.emulator.wire import Call, Request, Response, maybe_json
 
 
@@ -41,11 +43,13 @@ class Backend(Workspace):
         quota_bytes: int = CREATOR_QUOTA,
         index_seconds: float = 3.0,
         seed: int | None = None,
+        max_chars: int = MAX_DOC_CHARS,
+        max_patch_entries: int | None = MAX_PATCH_ENTRIES,
     ) -> None:
         self.api_key = api_key
         self._lock = threading.RLock()
         self.after_request: list[Callable[[Backend, Call], None]] = []
-        super().__init__(clock, quota_bytes, index_seconds, seed)
+        super().__init__(clock, quota_bytes, index_seconds, seed, max_chars, max_patch_entries)
 
     # ------------------------------------------------------------------ state management
 
@@ -104,6 +108,33 @@ class Backend(Workspace):
         with self._lock:
             self.quota_bytes = int(total_max_bytes)
 
+    def set_plan(
+        self,
+        max_chars: int | None = None,
+        max_patch_entries: int | None | str = "keep",
+        total_max_bytes: int | None = None,
+    ) -> None:
+        """The plan's limits: characters per attachable document, entries one agent PATCH
+        keeps (``None``: all), the RAG quota. Arguments left out keep their value."""
+        with self._lock:
+            if max_chars is not None:
+                self.max_chars = int(max_chars)
+            if max_patch_entries != "keep":
+                self.max_patch_entries = (
+                    None if max_patch_entries is None else int(max_patch_entries)
+                )
+            if total_max_bytes is not None:
+                self.quota_bytes = int(total_max_bytes)
+
+    def serve_stale(self, match: str, text: str | None) -> None:
+        """From now on retrieval (``rag-query``) serves ``text`` as the content of the docs
+        ``match`` names (an id or a name prefix), as an index built on an old version would;
+        ``None`` stops it. The document itself (GET, ``/content``) is unchanged."""
+        with self._lock:
+            self.stale = [(m, t) for m, t in self.stale if m != match]
+            if text is not None:
+                self.stale.insert(0, (match, text))
+
     # ------------------------------------------------------------------ seeding
 
     def seed_agent(
@@ -121,7 +152,6 @@ class Backend(Workspace):
             raise ValueError(f"unknown embedding model {embedding_model!r}")
         with self._lock:
             agent_id = agent_id or self.new_agent_id()
-            now = self.now()
             locators = [dict(loc) for loc in knowledge_base or []]
             for loc in locators:
                 loc.setdefault("usage_mode", "auto")
@@ -136,7 +166,7 @@ class Backend(Workspace):
                 first_message,
                 language,
             )
-            self.agents[agent_id] = Agent(agent_id, body, now, now)
+            self.new_agent(agent_id, body)
             return agent_id
 
     def seed_document(
@@ -147,34 +177,50 @@ class Backend(Workspace):
         indexed_models: Iterable[str] = (DEFAULT_MODEL,),
         attach_to: Iterable[str] = (),
         usage_mode: str = "auto",
+        parent_folder_id: str | None = None,
     ) -> str:
         """A document as if uploaded earlier: its indexes are already finished (``succeeded``,
         or ``document_too_small`` / ``rag_limit_exceeded`` when that is what they would be)."""
         if content_format not in ("markdown", "html"):
             raise ValueError("content_format must be markdown or html")
         with self._lock:
-            doc = self.create_doc(name, text, content_format)
+            doc = self.create_doc(name, text, content_format, parent_folder_id)
             for model in indexed_models:
                 self.compute_index(doc, model).finish()
             for agent_id in attach_to:
                 self.attach(agent_id, doc.id, usage_mode)
             return doc.id
 
-    def attach(self, agent_id: str, doc_id: str, usage_mode: str = "auto") -> None:
-        """Put a doc on an agent directly (no readiness check, version bumped)."""
+    def seed_folder(self, name: str, parent_folder_id: str | None = None) -> str:
+        with self._lock:
+            return self.create_doc(name, "", "markdown", parent_folder_id, kind="folder").id
+
+    def seed_branch(self, agent_id: str, name: str, description: str = "") -> str:
+        """A branch of the agent from main's latest version, as the API creates one; its id."""
         with self._lock:
             agent = self.agents[agent_id]
+            data = {"parent_version_id": agent.version_id, "name": name, "description": description}
+            branch, _version = branching.create_branch(self, agent, data, None)
+            return branch.id
+
+    def attach(
+        self, agent_id: str, doc_id: str, usage_mode: str = "auto", branch_id: str | None = None
+    ) -> None:
+        """Put a doc on an agent (its main branch, or ``branch_id``) directly: no readiness
+        check, a new version."""
+        with self._lock:
+            branch = self.branch(self.agents[agent_id], branch_id)
             doc = self.docs[doc_id]
-            kb = kb_of(agent)
+            kb = kb_of(branch)
             kb[:] = [loc for loc in kb if loc["id"] != doc_id]
-            kb.append({"type": "text", "name": doc.name, "id": doc.id, "usage_mode": usage_mode})
-            self._bump(agent)
+            kb.append({"type": doc.type, "name": doc.name, "id": doc.id, "usage_mode": usage_mode})
+            self.commit(branch)
 
     # ------------------------------------------------------------------ inspection
 
-    def agent_kb(self, agent_id: str) -> list[dict[str, Any]]:
+    def agent_kb(self, agent_id: str, branch_id: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return copy.deepcopy(kb_of(self.agents[agent_id]))
+            return copy.deepcopy(kb_of(self.branch(self.agents[agent_id], branch_id)))
 
     def agent_version(self, agent_id: str) -> int:
         with self._lock:
@@ -193,9 +239,27 @@ class Backend(Workspace):
         with self._lock:
             return self.dependent_ids(doc_id)
 
-    def agent_json(self, agent_id: str) -> dict[str, Any]:
+    def agent_json(self, agent_id: str, branch_id: str | None = None) -> dict[str, Any]:
         with self._lock:
-            return agent_view(self.agents[agent_id])
+            agent = self.agents[agent_id]
+            view: dict[str, Any] = agent_view(agent, self.branch(agent, branch_id))
+            return view
+
+    def retrieve(self, agent_id: str, query: str, model: str, limit: int = 5) -> list[Any]:
+        """Inspection, not the wire: the main branch's best chunks as ``{document_id,
+        document_name, content, score}`` (for callers written before the wire shape)."""
+        with self._lock:
+            settings = Settings(limit, 0.9999, 10**9)
+            chunks = self.rag_chunks(self.agents[agent_id].main, query, model, settings)
+            return [
+                {
+                    "document_id": c["document_id"],
+                    "document_name": c["document_name"],
+                    "content": c["text"],
+                    "score": round(1.0 - c["vector_distance"], 4),
+                }
+                for c in chunks
+            ]
 
     def state(self) -> dict[str, Any]:
         """Everything, JSON-ready: docs (with text), indexes, agents, quota, faults."""
@@ -212,6 +276,8 @@ class Backend(Workspace):
                         "created_at": d.created_at,
                         "updated_at": d.updated_at,
                         "dependent_agents": self.dependent_ids(d.id),
+                        "type": d.type,
+                        "folder_parent_id": d.parent_id,
                     }
                     for d in self.ordered_docs()
                 ],
@@ -224,6 +290,8 @@ class Backend(Workspace):
                     "total_max_bytes": self.quota_bytes,
                 },
                 "faults": [f.to_dict() for f in self.faults],
+                "plan": {"max_chars": self.max_chars, "max_patch_entries": self.max_patch_entries},
+                "stale_retrieval": [{"match": m, "text": t} for m, t in self.stale],
                 "linger_times": self.linger_times,
             }
 
@@ -233,6 +301,10 @@ class Backend(Workspace):
             "version": agent.version,
             "knowledge_base": copy.deepcopy(kb_of(agent)),
             "agent": agent_view(agent),
+            "branches": [
+                {"id": b.id, "name": b.name, "knowledge_base": copy.deepcopy(kb_of(b))}
+                for b in agent.branches.values()
+            ],
         }
 
     # ------------------------------------------------------------------ the entry point

@@ -30,8 +30,20 @@ AGENT_OPTIONS = {
     "first_message",
     "language",
 }
-DOC_OPTIONS = {"name", "text", "content_format", "indexed_models", "attach_to", "usage_mode"}
-ATTACH_OPTIONS = {"agent_id", "doc_id", "usage_mode"}
+DOC_OPTIONS = {
+    "name",
+    "text",
+    "content_format",
+    "indexed_models",
+    "attach_to",
+    "usage_mode",
+    "parent_folder_id",
+}
+ATTACH_OPTIONS = {"agent_id", "doc_id", "usage_mode", "branch_id"}
+PLAN_OPTIONS = {"max_chars", "max_patch_entries", "total_max_bytes"}
+STALE_OPTIONS = {"match", "text"}
+FOLDER_OPTIONS = {"name", "parent_folder_id"}
+BRANCH_OPTIONS = {"agent_id", "name", "description"}
 BEHAVIOUR_OPTIONS = {"match", "behaviour", "times"}
 
 
@@ -54,6 +66,14 @@ class Controlled(Protocol):
     def seed_document(self) -> Callable[..., str]: ...
     @property
     def attach(self) -> Callable[..., None]: ...
+    @property
+    def set_plan(self) -> Callable[..., None]: ...
+    @property
+    def seed_folder(self) -> Callable[..., str]: ...
+    @property
+    def seed_branch(self) -> Callable[..., str]: ...
+
+    def serve_stale(self, match: str, text: str | None) -> None: ...
 
     def add_fault(self, rule: FaultRule) -> FaultRule: ...
     def clear_faults(self) -> None: ...
@@ -148,6 +168,27 @@ def linger(backend: Controlled, req: Request) -> Any:
 def quota(backend: Controlled, req: Request) -> Any:
     backend.set_quota(int(req.data["total_max_bytes"]))
     return {}
+
+
+def plan(backend: Controlled, req: Request) -> Any:
+    backend.set_plan(**_options(req.data, PLAN_OPTIONS))
+    return {}
+
+
+def stale_retrieval(backend: Controlled, req: Request) -> Any:
+    opts = _options(req.data, STALE_OPTIONS)
+    if not isinstance(opts.get("match"), str) or not opts["match"]:
+        raise ControlError("match (a doc id or name prefix) is required")
+    backend.serve_stale(opts["match"], opts.get("text"))
+    return {}
+
+
+def seed_folder(backend: Controlled, req: Request) -> Any:
+    return {"id": backend.seed_folder(**_options(req.data, FOLDER_OPTIONS))}
+
+
+def seed_branch(backend: Controlled, req: Request) -> Any:
+    return {"id": backend.seed_branch(**_options(req.data, BRANCH_OPTIONS))}
 
 
 def state(backend: Controlled, req: Request) -> Any:

@@ -93,6 +93,36 @@ class AgentNotFound(EmulatorError):
         super().__init__(404, detail("agent_not_found", f"Agent with id {agent_id} not found."))
 
 
+class BranchNotFound(EmulatorError):
+    """[guess] the wording; a 404 like the agent's own."""
+
+    def __init__(self, branch_id: str) -> None:
+        message = f"Branch with id {branch_id} not found."
+        super().__init__(404, detail("branch_not_found", message))
+
+
+class VersionNotFound(EmulatorError):
+    def __init__(self, version_id: str) -> None:
+        message = f"Agent version with id {version_id} not found."
+        super().__init__(404, detail("agent_version_not_found", message))
+
+
+class BadRequest(EmulatorError):
+    """A 400 ``{"detail": {"status", "message"}}`` the API answers from its own checks."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(400, detail(status, message))
+
+
+class InputInvalid(BadRequest):
+    """400 ``input_invalid``: what the API answers for a bad nested field of an agent body
+    (``conversation_config`` is a free object in the spec, checked by the app, not FastAPI)
+    [field, one public report for a locator without ``name``]."""
+
+    def __init__(self, msg: str, loc: list[str | int]) -> None:
+        super().__init__("input_invalid", f"{msg}: {loc}")
+
+
 class CodedError(EmulatorError):
     """An error whose detail's ``status`` and ``code`` are both :attr:`code`; it gets the
     request's id."""
@@ -177,6 +207,24 @@ def enum_error(loc: Loc, allowed: Iterable[str], inp: Any) -> ErrorItem:
 def too_short(loc: Loc, inp: Any) -> ErrorItem:
     msg = "String should have at least 1 character"
     return error("string_too_short", loc, msg, inp, {"min_length": 1})
+
+
+def too_long(loc: Loc, inp: Any, max_length: int) -> ErrorItem:
+    msg = f"String should have at most {max_length} characters"
+    return error("string_too_long", loc, msg, inp, {"max_length": max_length})
+
+
+def list_length(loc: Loc, inp: list[Any], lo: int, hi: int) -> ErrorItem:
+    if len(inp) < lo:
+        items = "item" if lo == 1 else "items"
+        msg = f"List should have at least {lo} {items} after validation, not {len(inp)}"
+        return error("too_short", loc, msg, inp, {"field_type": "List", "min_length": lo})
+    msg = f"List should have at most {hi} items after validation, not {len(inp)}"
+    return error("too_long", loc, msg, inp, {"field_type": "List", "max_length": hi})
+
+
+def greater_than(loc: Loc, raw: str, lo: int) -> ErrorItem:
+    return error("greater_than", loc, f"Input should be greater than {lo}", raw, {"gt": lo})
 
 
 def json_invalid(pos: int, reason_text: str) -> ErrorItem:

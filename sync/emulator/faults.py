@@ -126,6 +126,16 @@ def rate_limited(
     return FaultRule(method=method, path=path, times=times, status=429, body=body, headers=headers)
 
 
+# [field] the body of a public report (SubtitleEdit/subtitleedit#9246), which elides the rest
+SYSTEM_BUSY_MESSAGE = "We are sorry, the system is experiencing heavy traffic, please try again."
+
+
+def system_busy(*, method: str = "*", path: str = "", times: int | None = 1) -> FaultRule:
+    """A 429 ``{"detail": {"status": "system_busy", "message"}}``, no ``Retry-After`` [field]."""
+    body = {"detail": {"status": "system_busy", "message": SYSTEM_BUSY_MESSAGE}}
+    return FaultRule(method=method, path=path, times=times, status=429, body=body)
+
+
 def server_error(
     status: int = 500, *, method: str = "*", path: str = "", times: int | None = 1
 ) -> FaultRule:

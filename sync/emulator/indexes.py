@@ -23,6 +23,7 @@ from dataclasses import dataclass
 NEW, CREATED, PROCESSING = "new", "created", "processing"
 SUCCEEDED, FAILED = "succeeded", "failed"
 TOO_SMALL, LIMIT_EXCEEDED = "document_too_small", "rag_limit_exceeded"
+CANNOT_INDEX_FOLDER = "cannot_index_folder"
 PENDING = (NEW, CREATED, PROCESSING)
 COUNTED = (*PENDING, SUCCEEDED)  # statuses whose document bytes count against the quota
 RESTARTABLE = (FAILED, LIMIT_EXCEEDED)  # a compute call starts these again
@@ -42,11 +43,14 @@ class Index:
     terminal: str | None = None  # document_too_small / rag_limit_exceeded / failed / succeeded
     fate: str | None = None  # decided when the index would finish: succeed / failed / stuck
 
-    def start(self, now: float, size: int, room: Callable[[], int]) -> None:
+    def start(self, now: float, size: int, room: Callable[[], int], folder: bool = False) -> None:
         """(Re)start at ``now`` for a document of ``size`` bytes; ``room()``: the quota bytes
-        the other indexes leave (asked only for a document big enough to index)."""
+        the other indexes leave (asked only for a document big enough to index). A folder
+        ends at once: ``cannot_index_folder`` [spec]."""
         self.t0, self.terminal, self.fate = now, None, None
-        if size < MIN_INDEX_BYTES:
+        if folder:
+            self.terminal = CANNOT_INDEX_FOLDER
+        elif size < MIN_INDEX_BYTES:
             self.terminal = TOO_SMALL
         elif size > room():
             self.terminal = LIMIT_EXCEEDED

@@ -58,8 +58,9 @@ class RemoteEmulator:
         indexed_models: Iterable[str] = (DEFAULT_MODEL,),
         attach_to: Iterable[str] = (),
         usage_mode: str = "auto",
+        parent_folder_id: str | None = None,
     ) -> str:
-        data = {
+        data: dict[str, Any] = {
             "name": name,
             "text": text,
             "content_format": content_format,
@@ -67,12 +68,30 @@ class RemoteEmulator:
             "attach_to": list(attach_to),
             "usage_mode": usage_mode,
         }
+        if parent_folder_id is not None:
+            data["parent_folder_id"] = parent_folder_id
         return str(self._call("POST", "/documents", data)["id"])
 
-    def attach(self, agent_id: str, doc_id: str, usage_mode: str = "auto") -> None:
-        self._call(
-            "POST", "/attach", {"agent_id": agent_id, "doc_id": doc_id, "usage_mode": usage_mode}
-        )
+    def seed_folder(self, name: str, parent_folder_id: str | None = None) -> str:
+        data = {"name": name, "parent_folder_id": parent_folder_id}
+        return str(self._call("POST", "/folders", data)["id"])
+
+    def seed_branch(self, agent_id: str, name: str, description: str = "") -> str:
+        data = {"agent_id": agent_id, "name": name, "description": description}
+        return str(self._call("POST", "/branches", data)["id"])
+
+    def attach(
+        self, agent_id: str, doc_id: str, usage_mode: str = "auto", branch_id: str | None = None
+    ) -> None:
+        data = {"agent_id": agent_id, "doc_id": doc_id, "usage_mode": usage_mode}
+        self._call("POST", "/attach", {**data, "branch_id": branch_id})
+
+    def set_plan(self, **limits: Any) -> None:
+        """``max_chars``, ``max_patch_entries`` (``None``: no limit), ``total_max_bytes``."""
+        self._call("POST", "/plan", limits)
+
+    def serve_stale(self, match: str, text: str | None) -> None:
+        self._call("POST", "/stale-retrieval", {"match": match, "text": text})
 
     def add_fault(self, rule: FaultRule) -> FaultRule:
         data = rule.to_dict()

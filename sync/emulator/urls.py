@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import sync.emulator.branch_responses as branches
 import sync.emulator.control as control
 import sync.emulator.responses as api
 from sync.emulator.wire import Request
@@ -50,6 +51,9 @@ def _control(method: str, pattern: str, handler: Handler) -> Route:
 
 URLS: tuple[Route, ...] = (
     _api("POST", "/knowledge-base/text", api.create_text),
+    _api("POST", "/knowledge-base/folder", api.create_folder),
+    _api("POST", "/knowledge-base/bulk-move", api.bulk_move),
+    _api("POST", "/knowledge-base/dependent-agents", api.bulk_dependents),
     _api("GET", "/knowledge-base", api.list_docs),
     _api("GET", "/knowledge-base/rag-index", api.rag_overview),
     _api("GET", "/knowledge-base/{doc_id}", api.get_doc),
@@ -59,10 +63,16 @@ URLS: tuple[Route, ...] = (
     _api("GET", "/knowledge-base/{doc_id}/dependent-agents", api.dependent_agents),
     _api("POST", "/knowledge-base/{doc_id}/rag-index", api.compute_index),
     _api("GET", "/knowledge-base/{doc_id}/rag-index", api.list_indexes),
+    _api("POST", "/knowledge-base/{doc_id}/move", api.move_doc),
     _api("GET", "/agents/{agent_id}", api.get_agent),
     _api("PATCH", "/agents/{agent_id}", api.patch_agent),
     _api("GET", "/agent/{agent_id}/knowledge-base/size", api.agent_kb_size),
     _api("POST", "/agents/{agent_id}/knowledge-base/rag-query", api.rag_query),
+    _api("GET", "/agents/{agent_id}/branches", branches.list_branches),
+    _api("POST", "/agents/{agent_id}/branches", branches.create_branch),
+    _api("GET", "/agents/{agent_id}/branches/{branch_id}", branches.get_branch),
+    _api("PATCH", "/agents/{agent_id}/branches/{branch_id}", branches.patch_branch),
+    _api("POST", "/agents/{agent_id}/branches/{branch_id}/merge", branches.merge_branch),
     _control("POST", "/reset", control.reset),
     _control("POST", "/agents", control.seed_agent),
     _control("POST", "/documents", control.seed_document),
@@ -75,6 +85,10 @@ URLS: tuple[Route, ...] = (
     _control("POST", "/index-behaviour", control.index_behaviour),
     _control("POST", "/linger", control.linger),
     _control("POST", "/quota", control.quota),
+    _control("POST", "/plan", control.plan),
+    _control("POST", "/stale-retrieval", control.stale_retrieval),
+    _control("POST", "/folders", control.seed_folder),
+    _control("POST", "/branches", control.seed_branch),
     _control("GET", "/state", control.state),
 )
 

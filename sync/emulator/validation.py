@@ -95,14 +95,68 @@ def _required_string_errors(data: dict[str, Any], key: str) -> list[ErrorItem]:
     return []
 
 
-def create_text_body(data: dict[str, Any]) -> tuple[str, str | None]:
-    """``POST /knowledge-base/text``: ``(text, name or None)``."""
+def create_text_body(data: dict[str, Any]) -> tuple[str, str | None, str | None]:
+    """``POST /knowledge-base/text``: ``(text, name or None, parent_folder_id or None)``."""
     errors = _required_string_errors(data, "text")
     errors += _name_errors(data.get("name"))
     errors += _string_errors(data, "parent_folder_id")
     _raise_if(errors)
     name = data.get("name")
-    return data["text"], name if isinstance(name, str) else None
+    return data["text"], name if isinstance(name, str) else None, data.get("parent_folder_id")
+
+
+def folder_body(data: dict[str, Any]) -> tuple[str, str | None]:
+    """``POST /knowledge-base/folder``: ``(name, parent_folder_id or None)``."""
+    errors = _required_string_errors(data, "name")
+    if not errors:
+        errors += _name_errors(data["name"])
+    errors += _string_errors(data, "parent_folder_id")
+    for key in ("enable_auto_sync", "auto_remove"):
+        errors += _bool_errors(data, key)
+    _raise_if(errors)
+    return data["name"], data.get("parent_folder_id")
+
+
+def move_to(data: dict[str, Any]) -> str | None:
+    """``move_to`` of a move or bulk-move body (``None``: the root)."""
+    _raise_if(_string_errors(data, "move_to"))
+    value: str | None = data.get("move_to")
+    return value
+
+
+def document_ids(data: dict[str, Any]) -> list[str]:
+    """``document_ids``: 1 to 20 distinct strings (bulk move, bulk dependents)."""
+    ids = data.get("document_ids")
+    loc: Loc = ["body", "document_ids"]
+    if ids is None:
+        raise ValidationFailed(exc.missing(loc, data))
+    if not isinstance(ids, list):
+        raise ValidationFailed(exc.type_error(loc, "list_type", ids))
+    errors = [exc.type_error([*loc, i], "string_type", v) for i, v in enumerate(ids)]
+    errors = [e for e, v in zip(errors, ids, strict=True) if not isinstance(v, str)]
+    if not 1 <= len(ids) <= 20:
+        errors.append(exc.list_length(loc, ids, 1, 20))
+    elif len(set(map(str, ids))) != len(ids):
+        errors.append(exc.error("set_type", loc, "List items should be unique", ids))
+    _raise_if(errors)
+    return [str(i) for i in ids]
+
+
+def rag_query_body(data: dict[str, Any]) -> tuple[str, bool]:
+    """``POST .../rag-query``: ``(query, use_agent_defaults)``; ``query`` at least 1 char."""
+    errors = _required_string_errors(data, "query")
+    if not errors and not data["query"]:
+        errors.append(exc.too_short(["body", "query"], data["query"]))
+    errors += _bool_errors(data, "use_agent_defaults")
+    _raise_if(errors)
+    return data["query"], data.get("use_agent_defaults", True) is not False
+
+
+def _bool_errors(data: dict[str, Any], key: str, nullable: bool = False) -> list[ErrorItem]:
+    value = data.get(key)
+    if key not in data or isinstance(value, bool) or (nullable and value is None):
+        return []
+    return [exc.type_error(["body", key], "bool_type", value)]
 
 
 def patch_doc_body(data: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -144,7 +198,17 @@ def agent_patch_body(data: dict[str, Any]) -> tuple[dict[str, Any], list[dict[st
 
 
 def locators(value: Any, loc: Loc) -> list[dict[str, Any]]:
-    """A knowledge-base list; ``usage_mode`` defaults to ``auto``."""
+    """A knowledge-base list; ``usage_mode`` defaults to ``auto``. The first error is a 400
+    ``input_invalid`` naming it (``conversation_config`` is a free object in the spec: the
+    app checks it, not FastAPI) [field, one report: a locator without ``name``]."""
+    try:
+        return _locators(value, loc)
+    except ValidationFailed as failed:
+        first = failed.detail[0]
+        raise exc.InputInvalid(first["msg"], first["loc"]) from None
+
+
+def _locators(value: Any, loc: Loc) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise ValidationFailed(exc.type_error(loc, "list_type", value))
     errors: list[ErrorItem] = []
@@ -219,6 +283,9 @@ class ListQuery:
     descending: bool
     search: str | None
     after: list[Any] | None  # the decoded cursor: the last item's sort key
+    parent: str | None = None  # parent_folder_id: direct children only
+    ancestor: str | None = None  # ancestor_folder_id: everything under it
+    folders_first: bool = False
 
 
 def list_query(req: Request) -> ListQuery:
@@ -237,7 +304,19 @@ def list_query(req: Request) -> ListQuery:
     search = req.one("search")
     cursor = req.one("cursor")
     after = decode_cursor(cursor) if cursor else None
-    return ListQuery(page_size, types, sort_by, direction == "desc", search, after)
+    parent, ancestor = req.one("parent_folder_id"), req.one("ancestor_folder_id")
+    folders_first = bool_param(req, "folders_first", False)
+    return ListQuery(
+        page_size,
+        types,
+        sort_by,
+        direction == "desc",
+        search,
+        after,
+        parent,
+        ancestor,
+        folders_first,
+    )
 
 
 # --------------------------------------------------------------------------- cursors
@@ -251,10 +330,67 @@ def decode_cursor(cursor: str) -> list[Any]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()).decode())
-        if not isinstance(key, list) or len(key) != 2:
+        if not isinstance(key, list) or len(key) not in (2, 3):
             raise ValueError(cursor)
         return key
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed(
             exc.value_error(["query", "cursor"], "invalid cursor", cursor)
         ) from None
+
+
+# --------------------------------------------------------------------------- branches
+
+PROTECTION = ("writer_perms_required", "admin_perms_required")
+
+
+def _bounded_string(data: dict[str, Any], key: str, required: bool, hi: int) -> list[ErrorItem]:
+    if key not in data or data[key] is None:
+        return [exc.missing(["body", key], data)] if required else []
+    if not isinstance(data[key], str):
+        return [exc.type_error(["body", key], "string_type", data[key])]
+    return [exc.too_long(["body", key], data[key], hi)] if len(data[key]) > hi else []
+
+
+def create_branch_body(data: dict[str, Any]) -> dict[str, Any]:
+    """``POST /agents/{id}/branches``: the body, checked (``parent_version_id``, ``name`` and
+    ``description`` required; config changes are objects)."""
+    errors = _required_string_errors(data, "parent_version_id")
+    errors += _bounded_string(data, "name", True, 140)
+    errors += _bounded_string(data, "description", True, 4096)
+    for key in ("conversation_config", "platform_settings"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            errors.append(exc.type_error(["body", key], "dict_type", data[key]))
+    _raise_if(errors)
+    return data
+
+
+def patch_branch_body(data: dict[str, Any]) -> dict[str, Any]:
+    """``PATCH .../branches/{id}``: ``name`` (1..140), ``is_archived``, ``protection_status``,
+    each optional; the ones given and not null."""
+    errors = _bounded_string(data, "name", False, 140) + _name_errors(data.get("name"))
+    errors += _bool_errors(data, "is_archived", nullable=True)
+    status = data.get("protection_status")
+    if status is not None:
+        errors += _enum_errors(["body", "protection_status"], PROTECTION, status)
+    _raise_if(errors)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def merge_body(req: Request) -> tuple[str, bool, bool]:
+    """``POST .../merge?target_branch_id=``: ``(target, archive_source_branch, force)``."""
+    data = object_body(req, required=False)
+    target = req.one("target_branch_id")
+    errors = [] if target else [exc.missing(["query", "target_branch_id"], None)]
+    errors += _bool_errors(data, "archive_source_branch") + _bool_errors(data, "force")
+    _raise_if(errors)
+    return str(target), data.get("archive_source_branch", True), data.get("force", False)
+
+
+def branch_list_query(req: Request) -> tuple[bool, int]:
+    """``GET /agents/{id}/branches``: ``(include_archived, limit)``; ``limit`` 2..100 (the
+    spec's ``exclusiveMinimum: 1``)."""
+    limit = int_param(req, "limit", 100, 1, 100)
+    if limit <= 1:
+        raise ValidationFailed(exc.greater_than(["query", "limit"], str(limit), 1))
+    return bool_param(req, "include_archived", False), limit

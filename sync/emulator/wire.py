@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 JSON = "application/json"
-HTML = "text/html; charset=utf-8"
+HTML = "text/html"  # [spec] no charset: the real one is assumed to send none
 TEXT = "text/plain; charset=utf-8"
 
 

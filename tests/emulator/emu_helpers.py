@@ -10,6 +10,18 @@ BASE = "https://api.elevenlabs.io"
 KEY = "test-key"
 MODEL = "multilingual_e5_large_instruct"
 LONG = "Delivery takes three to five working days across the country.\n\n" * 12  # > 500 bytes
+#: a rag-query chunk's fields [spec]: no ``content``, no ``score``
+CHUNK_KEYS = {
+    "document_id",
+    "document_name",
+    "chunk_id",
+    "text",
+    "vector_distance",
+    "content_format",
+    "document_type",
+}
+#: a dependents ``branches[]`` entry [spec]: no ``id``
+BRANCH_KEYS = {"agent_id", "agent_name", "branch_id", "branch_name", "is_main"}
 
 
 class Api:
@@ -36,6 +48,15 @@ class Api:
         data: dict[str, Any] = r.json()
         return data
 
-    def set_kb(self, agent_id: str, kb: list[dict[str, Any]]) -> requests.Response:
+    def set_kb(
+        self, agent_id: str, kb: list[dict[str, Any]], branch_id: str | None = None
+    ) -> requests.Response:
         body = {"conversation_config": {"agent": {"prompt": {"knowledge_base": kb}}}}
-        return self("PATCH", f"/agents/{agent_id}", json=body)
+        params = {} if branch_id is None else {"branch_id": branch_id}
+        return self("PATCH", f"/agents/{agent_id}", json=body, params=params)
+
+    def json(self, method: str, path: str, status: int = 200, **kw: Any) -> Any:
+        """The JSON answer of a request that must answer ``status``."""
+        r = self(method, path, **kw)
+        assert r.status_code == status, r.text
+        return r.json()

@@ -9,7 +9,7 @@ import requests
 
 from sync.clock import FakeClock
 from sync.emulator import Backend, FaultRule, emulate, rate_limited, server_error
-from tests.emulator.emu_helpers import BASE, LONG, MODEL, Api
+from tests.emulator.emu_helpers import BASE, BRANCH_KEYS, CHUNK_KEYS, LONG, MODEL, Api
 
 pytestmark = pytest.mark.emulator_only
 
@@ -181,8 +181,8 @@ def test_list_search_types_and_sort(api: Api) -> None:
 def test_content_markdown_and_legacy_html(api: Api, backend: Backend) -> None:
     md = api.create(text="# Title\n\nA & B")
     r = api("GET", f"/knowledge-base/{md}/content")
-    assert r.headers["Content-Type"] == "text/html; charset=utf-8"
-    assert r.text == "# Title\n\nA & B"
+    assert r.headers["Content-Type"] == "text/html"  # no charset [spec + assumed]
+    assert r.content.decode("utf-8") == "# Title\n\nA & B"
     legacy = backend.seed_document("Old", "Para one.\n\nFish & <chips>", content_format="html")
     r = api("GET", f"/knowledge-base/{legacy}/content")
     assert r.text == "<p>Para one.</p><p>Fish &amp; &lt;chips&gt;</p>"
@@ -217,7 +217,13 @@ def test_delete_blocked_by_dependent_agent_then_force(api: Api, backend: Backend
     assert {d["id"] for d in deps["agents"]} == {a1, a2}
     assert deps["agents"][0]["type"] == "available"
     assert deps["agents"][0]["access_level"] == "admin"
-    assert deps["branches"] == [] and deps["has_more"] is False
+    assert deps["has_more"] is False
+    assert [(b["agent_id"], b["agent_name"], b["is_main"]) for b in deps["branches"]] == [
+        (a1, "one", True),
+        (a2, "two", True),
+    ]
+    assert all(set(b) == BRANCH_KEYS and b["branch_id"].startswith("agtbranch_")
+               for b in deps["branches"])  # fmt: skip
     r = api("DELETE", f"/knowledge-base/{doc}")
     assert r.status_code == 400
     detail = r.json()["detail"]
@@ -359,7 +365,7 @@ def test_get_agent_shape(api: Api, backend: Backend) -> None:
     agent = backend.seed_agent(name="Support", embedding_model=MODEL)
     body = api("GET", f"/agents/{agent}").json()
     assert body["agent_id"] == agent and body["name"] == "Support"
-    assert agent.startswith("agent_") and len(agent) == 32
+    assert agent.startswith("agent_") and len(agent) == len("agent_") + 28
     prompt = body["conversation_config"]["agent"]["prompt"]
     assert prompt["knowledge_base"] == []
     assert prompt["rag"]["enabled"] is True and prompt["rag"]["embedding_model"] == MODEL
@@ -423,15 +429,16 @@ def test_patch_agent_rag_disabled_needs_no_index(api: Api, backend: Backend) -> 
 def test_patch_agent_locator_validation(
     api: Api, backend: Backend, locator: dict[str, Any], loc_tail: list[Any], type_: str
 ) -> None:
+    """400 input_invalid naming the field, not a FastAPI 422 list [field, one report]."""
     agent = backend.seed_agent()
     r = api.set_kb(agent, [locator])
-    assert r.status_code == 422
-    err = r.json()["detail"][0]
-    assert (
-        err["loc"]
-        == ["body", "conversation_config", "agent", "prompt", "knowledge_base"] + loc_tail
-    )
-    assert err["type"] == type_
+    assert r.status_code == 400
+    detail = r.json()["detail"]
+    assert detail["status"] == "input_invalid"
+    loc = ["body", "conversation_config", "agent", "prompt", "knowledge_base"] + loc_tail
+    words = "Field required" if type_ == "missing" else "Input should be"
+    assert detail["message"].startswith(words) and detail["message"].endswith(f": {loc}")
+    assert backend.agent_kb(agent) == []
 
 
 def test_patch_agent_unknown_doc_is_404(api: Api, backend: Backend) -> None:
@@ -476,12 +483,18 @@ def test_rag_query_lexical_cyrillic_and_modes(api: Api, backend: Backend) -> Non
     unindexed = backend.seed_document("Unindexed", "Доставка " * 100, indexed_models=())
     backend.attach(agent, unindexed)
     r = api("POST", f"/agents/{agent}/knowledge-base/rag-query", json={"query": "доставка дня"})
-    chunks = r.json()["chunks"]
+    body = r.json()
+    assert body["retrieval_query"] == "доставка дня"
+    chunks = body["chunks"]
     assert [c["document_id"] for c in chunks] == [auto]
-    assert chunks[0]["content"] == "Доставка занимает три дня."
-    assert chunks[0]["score"] == 1.0 and chunks[0]["document_name"] == "Правила"
-    r = api("POST", f"/agents/{agent}/knowledge-base/rag-query", json={})
-    assert r.status_code == 422
+    assert set(chunks[0]) == CHUNK_KEYS  # no `content`, no `score` [spec]
+    assert chunks[0]["text"] == "Доставка занимает три дня."
+    assert chunks[0]["vector_distance"] == 0.0 and chunks[0]["document_name"] == "Правила"
+    assert chunks[0]["content_format"] == "markdown" and chunks[0]["document_type"] == "text"
+    assert chunks[0]["chunk_id"].startswith("chunk_")
+    for bad in ({}, {"query": ""}, {"query": "x", "use_agent_defaults": "yes"}):
+        r = api("POST", f"/agents/{agent}/knowledge-base/rag-query", json=bad)
+        assert r.status_code == 422
 
 
 def test_rag_query_rag_disabled_is_400(api: Api, backend: Backend) -> None:
