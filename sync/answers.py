@@ -77,6 +77,32 @@ class Pages:
         return cursor
 
 
+def transport_kind(exc: BaseException) -> str:
+    """What kind of connection failure: refused, unknown host, TLS, timeout (or failed)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return "TLS handshake failed"
+    if isinstance(exc, requests.Timeout):
+        return "timed out"
+    text = repr(exc)
+    if any(
+        s in text
+        for s in (
+            "NameResolutionError",
+            "Name or service not known",
+            "nodename nor servname",
+            "Temporary failure in name resolution",
+            "No address associated",
+        )
+    ):
+        return "unknown host"
+    if "Connection refused" in text or "ConnectionRefusedError" in text:
+        return "connection refused"
+    return "connection failed"
+
+
+FATAL_FIRST = ("unknown host", "connection refused", "TLS handshake failed")
+
+
 def error_from(resp: requests.Response) -> ApiError:
     code: str | None = None
     message = resp.reason or "error"
@@ -103,6 +129,10 @@ def error_from(resp: requests.Response) -> ApiError:
     cls: type[ApiError]
     if status in (401, 403):
         cls = AuthError
+        text += (
+            "; check ELEVENLABS_API_KEY (the workspace's key: ElevenLabs > Developers > API "
+            "keys; it needs access to Conversational AI)"
+        )
     elif status == 404:
         cls = NotFound
     elif status == 422:

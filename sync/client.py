@@ -13,12 +13,12 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
 
 from . import __version__
-from .answers import Pages, checked, error_from, payload_of
+from .answers import FATAL_FIRST, Pages, checked, error_from, payload_of, transport_kind
 from .clock import Clock, SystemClock
 from .errors import (
     ApiError,
@@ -55,6 +55,7 @@ class Client:
         self._not_before = 0.0  # shared back-off after a 429
         self.requests_sent = 0
         self.writes_sent = 0
+        self._answered = False  # has the server answered anything yet (a wrong URL fails fast)
 
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r})"
@@ -105,6 +106,7 @@ class Client:
                 self._record(method, path, params, body, None, None, str(exc))
                 delay = self._after_transport_error(method, path, exc, attempt, idempotent)
             else:
+                self._answered = True
                 payload = payload_of(resp, expect_json)
                 self._record(method, path, params, body, resp.status_code, payload, None)
                 if resp.status_code < 400:
@@ -117,7 +119,10 @@ class Client:
         self, method: str, path: str, exc: Exception, attempt: int, idempotent: bool
     ) -> float:
         """The delay before the next attempt, or the error when there is none."""
+        kind = transport_kind(exc)
         delay = decide(self.policy, attempt, transport_error=True, idempotent=idempotent)
+        if kind in FATAL_FIRST and not self._answered:  # a wrong URL, not a hiccup
+            delay = None
         event(
             "http.transport_error",
             logging.WARNING,
@@ -128,8 +133,14 @@ class Client:
             retry_in=None if delay is None else round(delay, 2),
         )
         if delay is None:
+            parts = urlsplit(self.base_url)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
             raise TransportError(
-                redact(f"{method} {path}: connection failed ({type(exc).__name__})"),
+                redact(
+                    f"ELEVENLABS_BASE_URL={self.base_url}: {kind} (host {parts.hostname}, port "
+                    f"{port}) on {method} {path}; check the URL and the network, or that the "
+                    "server is up"
+                ),
                 code="transport_error",
             ) from None
         return delay

@@ -113,6 +113,13 @@ def run_plan(
     settings: Settings, client: Client, args: PushArgs, out: TextIO
 ) -> tuple[Plan, list[LocalDoc], Snapshot]:
     local = read_folder(args.dir)
+    if not local:
+        event(
+            "folder.empty",
+            logging.WARNING,
+            dir=str(args.dir),
+            note="no *.md files in the folder: the plan removes every managed document",
+        )
     opts = args.options or Options()
     check_small(local, opts.small_docs)
     snap = take_snapshot(

@@ -39,10 +39,14 @@ class RollbackPlan:
     removed_since: list[KbEntry] = field(default_factory=list)  # unmanaged, removed since
     created: dict[str, str] = field(default_factory=dict)  # id -> name: the push's uploads
     saved: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # deleted docs an earlier rollback of this record already recreated: old id -> that copy
+    reuse: Mapping[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
+        fresh = len(self.recreate) - len(self.reuse)
+        parts = [f"{fresh} to recreate"] + ([f"{len(self.reuse)} to reuse"] if self.reuse else [])
         return (
-            f"Rollback: restore {len(self.before)} entries ({len(self.recreate)} to recreate), "
+            f"Rollback: restore {len(self.before)} entries ({', '.join(parts)}), "
             f"delete {len(self.created)} created by run {self.run_id}"
         )
 
@@ -57,11 +61,17 @@ class RollbackPlan:
             "keep_unmanaged_added_since": refs(self.extra),
             "unmanaged_removed_since_stay_removed": refs(self.removed_since),
             "delete_created": list(self.created),
+            "reuse": dict(self.reuse),
         }
 
     def render(self) -> str:
         lines = [self.summary()]
-        lines += [f"  + recreate {e.name} (was {e.id})" for e in self.recreate]
+        lines += [
+            f"  ~ reuse {e.name} ({self.reuse[e.id]}, recreated by an earlier rollback)"
+            if e.id in self.reuse
+            else f"  + recreate {e.name} (was {e.id})"
+            for e in self.recreate
+        ]
         lines += [f"  - delete {i}" for i in self.created]
         return "\n".join(lines)
 
@@ -95,6 +105,7 @@ def plan_rollback(
     current: Sequence[KbEntry],
     existing: set[str],
     namespace: str,
+    reuse: Mapping[str, str] | None = None,
 ) -> RollbackPlan:
     """``existing``: the ids of the record's owned entries that still exist."""
     own = record_ownership(rec, namespace)
@@ -121,6 +132,7 @@ def plan_rollback(
         removed_since=[e for e in before if not own.owns(e) and e.id not in current_ids],
         created={str(c["id"]): str(c.get("name")) for c in rec.get("created") or []},
         saved=saved,
+        reuse=dict(reuse or {}),
     )
 
 
@@ -150,12 +162,31 @@ def _existing(client: Client, entries: Iterable[KbEntry], own: Ownership) -> set
     return out
 
 
+def _earlier_copies(
+    client: Client, gone: Iterable[KbEntry], saved: Mapping[str, Mapping[str, Any]]
+) -> dict[str, str]:
+    """Deleted docs that an earlier rollback of the same record already recreated (same name,
+    same size): reused, not uploaded again."""
+    out: dict[str, str] = {}
+    for e in gone:
+        if e.id not in saved:
+            continue
+        size = len(str(saved[e.id]["text"]).encode("utf-8"))
+        for d in client.find_by_name(e.name):
+            if (d.get("metadata") or {}).get("size_bytes") == size:
+                out[e.id] = str(d["id"])
+                break
+    return out
+
+
 def _print(out: TextIO, plan: RollbackPlan, dry_run: bool, as_json: bool) -> None:
     if as_json:
         payload = {"rollback": plan.steps(), "summary": plan.summary(), "dry_run": dry_run}
         out.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
     else:
         out.write(plan.render() + "\n")
+        if dry_run:
+            out.write("Dry run: nothing was changed.\n")
     out.flush()
 
 
@@ -174,7 +205,10 @@ def rollback_command(
     current = read_agent(client, settings).entries
     own = record_ownership(rec, settings.namespace)
     existing = _existing(client, entries_from(rec["kb_before"]), own)
-    plan = plan_rollback(rec, str(path), current, existing, settings.namespace)
+    saved: Mapping[str, Mapping[str, Any]] = rec.get("saved") or {}
+    gone = [e for e in entries_from(rec["kb_before"]) if own.owns(e) and e.id not in existing]
+    reuse = _earlier_copies(client, gone, saved)
+    plan = plan_rollback(rec, str(path), current, existing, settings.namespace, reuse)
     _print(out, plan, dry_run, as_json)
     event(
         "rollback.plan",
@@ -208,13 +242,8 @@ def _recreate(plan: RollbackPlan, applier: Applier, client: Client) -> dict[str,
     for e in plan.recreate:
         text = str(plan.saved[e.id]["text"])
         size = len(text.encode("utf-8"))
-        earlier = [  # an earlier rollback of the same record already recreated it: reuse
-            str(d["id"])
-            for d in client.find_by_name(e.name)
-            if (d.get("metadata") or {}).get("size_bytes") == size
-        ]
         texts[e.name] = text
-        item = Item("create", e.name, e.name, size, e.usage_mode, earlier[0] if earlier else None)
+        item = Item("create", e.name, e.name, size, e.usage_mode, plan.reuse.get(e.id))
         results.append(DocResult(item=item, usage_mode=e.usage_mode))
     applier.upload(results, texts)
     for e, r in zip(plan.recreate, results, strict=True):

@@ -151,7 +151,7 @@ def test_exception_text_401_500_and_connection_error() -> None:
 
     c = Client("http://127.0.0.1:9", CANARY_KEY, clock=clock)  # nothing listens there
     text = _raw_error(lambda: c.get_agent(agent))
-    assert "connection failed" in text
+    assert "connection refused" in text and "ELEVENLABS_BASE_URL" in text
     assert_clean("connection error exception", text)
 
 

@@ -271,3 +271,54 @@ def test_sigterm_ends_a_run_like_ctrl_c(tmp_path: Path) -> None:
     p.terminate()
     _, err = p.communicate(timeout=20)
     assert p.returncode == 130 and "kb-sync: interrupted" in err
+
+
+def test_a_refused_connection_names_the_setting_host_and_port_at_once(tmp_path: Path) -> None:
+    import socket
+
+    from sync.testing import run_cli
+
+    with socket.socket() as s:  # a port on loopback that nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        "ELEVENLABS_API_KEY": CANARY_KEY,
+        "ELEVENLABS_AGENT_ID": "agent_x",
+        "ELEVENLABS_BASE_URL": f"http://127.0.0.1:{port}",
+        "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),
+    }
+    clock = FakeClock()
+    r = run_cli(["status"], env, clock=clock)
+    assert r.code == 1
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kb-sync: error:")]
+    assert len(errors) == 1
+    assert "ELEVENLABS_BASE_URL" in errors[0] and "connection refused" in errors[0]
+    assert f"port {port}" in errors[0] and "127.0.0.1" in errors[0]
+    assert clock.slept == 0  # no retries: a wrong URL is not a hiccup
+
+
+@responses.activate
+def test_401_names_the_key_setting() -> None:
+    from sync.errors import AuthError
+
+    responses.get(
+        f"{BASE}/v1/convai/agents/a1",
+        status=401,
+        json={"detail": {"status": "invalid_api_key", "message": "Invalid API key"}},
+    )
+    with pytest.raises(AuthError) as e:
+        Client(BASE, CANARY_KEY, clock=FakeClock()).get_agent("a1")
+    assert "HTTP 401 invalid_api_key" in str(e.value) and "ELEVENLABS_API_KEY" in str(e.value)
+
+
+def test_a_folder_without_md_files_is_said_first_and_the_guard_stays(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    kit.write("b.md", para("b"))
+    assert kit.push().code == 0
+    kit.remove("a.md")
+    kit.remove("b.md")
+    r = kit.kb("plan", "--dir", str(kit.dir))
+    lines = r.stderr.splitlines()
+    empty = next(i for i, ln in enumerate(lines) if "folder.empty" in ln)
+    assert empty < next(i for i, ln in enumerate(lines) if "plan summary=" in ln)
+    assert kit.push().code == 4  # the mass-delete guard still refuses

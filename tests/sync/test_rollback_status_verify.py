@@ -36,6 +36,7 @@ def test_rollback_restores_previous_kb_even_after_deletion(kit: Kit) -> None:
     kit.backend.clear_calls()
     dry = kit.kb("rollback", "--dry-run")
     assert dry.code == 0 and "2 to recreate" in dry.stdout
+    assert "Dry run: nothing was changed." in dry.stdout
     assert kit.writes() == []
     r = kit.kb("rollback")
     assert r.code == 0, r.stderr
@@ -45,6 +46,8 @@ def test_rollback_restores_previous_kb_even_after_deletion(kit: Kit) -> None:
     # what the undone run created is deleted
     assert len(kit.managed_docs()) == 2
     # a second rollback of the same record changes nothing and uploads nothing
+    again = kit.kb("rollback", "--dry-run")
+    assert "0 to recreate, 2 to reuse" in again.stdout, again.stdout
     kit.backend.clear_calls()
     assert kit.kb("rollback").code == 0
     assert contents(kit) == before
