@@ -30,6 +30,8 @@ ENV_HELP = """environment:
   RAG_INDEXING_TIMEOUT   seconds to wait for indexes, default 180 (--index-wait wins)
   KB_SYNC_NAMESPACE      ownership namespace in document names, default kb-sync
   KB_SYNC_RECORD_DIR     where run records go, default reports/runs
+  KB_SYNC_LOG_FORMAT     human (default) or json, like --log-format
+  BIRBY_API_URL          the monitoring source of `generate` (a URL or a file path)
 """
 
 
@@ -86,7 +88,7 @@ def _planning(sp: argparse.ArgumentParser) -> None:
     sp.add_argument(
         "--detailed-exitcode",
         action="store_true",
-        help="exit 2 when there are changes (0 none, 1 error)",
+        help="exit 2 when there are changes, 0 when there are none (errors stay 1, 4, 5)",
     )
     sp.add_argument(
         "--small-docs",
@@ -127,17 +129,26 @@ def _push(sp: argparse.ArgumentParser) -> None:
 def _rollback(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--record", help="run record to undo (default: the latest in reports/runs)")
     sp.add_argument("--dry-run", action="store_true", help="print the rollback plan only")
-    sp.add_argument("--json", action="store_true")
-    sp.add_argument("--index-wait", type=_positive, default=None, metavar="SECONDS")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
+    sp.add_argument(
+        "--index-wait",
+        type=_positive,
+        default=None,
+        metavar="SECONDS",
+        help="how long to wait for recreated documents' RAG indexes "
+        "(default RAG_INDEXING_TIMEOUT or 180)",
+    )
 
 
 def _status(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _verify(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--dir", required=True)
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument(
+        "--dir", required=True, help="the folder of *.md documents the agent must equal"
+    )
+    sp.add_argument("--json", action="store_true", help="machine-readable report")
 
 
 COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (

@@ -38,6 +38,18 @@ PushRunner = Callable[[list[str]], int]
 # --------------------------------------------------------------------------- command line
 
 
+GENERATE_EXIT_CODES = """exit codes:
+  0  done (or nothing changed)
+  4  a guard refused: the folder would lose more than half its documents
+  5  bad input: a missing source, a malformed option or template
+  7  --check: the monitoring source is unhealthy (down, slow, invalid, empty, drifted,
+     or fewer records than --max-drop allows); nothing was written
+  with --upload, the push's own codes (1, 3, 4, 5) follow a successful generate
+environment:
+  BIRBY_API_URL          the monitoring source when --source is not given (URL or path)
+"""
+
+
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``generate`` on the CLI's ``_SubParsersAction``; the new parser."""
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -47,6 +59,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "Fetch the monitoring JSON, render one markdown document per record into DIR, "
             "optionally gate on the source's health (--check) and push (--upload)."
         ),
+        epilog=GENERATE_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(p)
     return p
