@@ -8,6 +8,7 @@ unmanaged entries listed; quota use; and a RAG probe per document: the agent's r
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections import Counter
@@ -31,6 +32,18 @@ def probe_query(text: str) -> str:
     lines = [re.sub(r"[#*_>`|]", " ", ln).strip() for ln in text.splitlines()]
     lines = [ln for ln in lines if len(_WORD.findall(ln)) >= 3] or [text[:200]]
     return " ".join(max(lines, key=len).split())[:300]
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _chunk_text(chunk: dict[str, Any]) -> str:
+    """A rag-query chunk's words: ``text`` [spec], HTML chunks without their tags."""
+    text = str(chunk.get("text") or "")
+    if chunk.get("content_format") == "html":
+        text = html.unescape(re.sub(r"<[^>]+>", " ", text))
+    return text
 
 
 class _Audit:
@@ -67,18 +80,30 @@ class _Audit:
         self.rag_probe(d, e)
 
     def rag_probe(self, d: LocalDoc, e: KbEntry) -> None:
+        """The agent's retrieval for a line of the file must return chunks of this document,
+        each one's ``text`` found in the current file (whitespace-normalised): a chunk that is
+        not (an index built on an old version) fails, and so does no chunk at all."""
         name = f"{d.file}: RAG returns the current text"
         try:
             res = self.client.rag_query(self.settings.agent_id, probe_query(d.text))
         except ApiError as exc:
             self.check(name, False, f"rag-query failed: {exc}", id=e.id)
             return
-        chunks = res.get("chunks") or []
+        chunks = [c for c in res.get("chunks") or [] if isinstance(c, dict)]
         hit = [c for c in chunks if c.get("document_id") == e.id]
-        ok = bool(hit) and all(
-            " ".join(str(c.get("content", "")).split()) in " ".join(d.text.split()) for c in hit
-        )
-        self.check(name, ok, f"{len(hit)} of {len(chunks)} chunks from this document", id=e.id)
+        current = _normalised(d.text)
+        stale = [c for c in hit if _normalised(_chunk_text(c)) not in current]
+        if not hit:
+            detail = f"no chunk of {d.file} (id {e.id}) among the {len(chunks)} returned"
+        elif stale:
+            words = " ".join(_chunk_text(stale[0]).split())[:80]
+            detail = (
+                f"{len(stale)} of {len(hit)} chunks of {d.file} (id {e.id}) are not in the "
+                f"current file, e.g. {words!r}"
+            )
+        else:
+            detail = f"{len(hit)} of {len(chunks)} chunks from this document"
+        self.check(name, bool(hit) and not stale, detail, id=e.id)
 
     def quota(self) -> dict[str, Any]:
         try:
