@@ -9,7 +9,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from sync.cli import main  # noqa: E402
+from sync.shim import BAD_INPUT, load_main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main(["push", *sys.argv[1:]]))
+    main = load_main("elevenlabs_sync_v2.py")
+    sys.exit(BAD_INPUT if main is None else main(["push", *sys.argv[1:]]))

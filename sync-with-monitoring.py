@@ -31,8 +31,11 @@ def build_argv(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sync.cli import main as cli_main  # after ROOT is on sys.path
+    from sync.shim import BAD_INPUT, load_main  # after ROOT is on sys.path
 
+    cli_main = load_main("sync-with-monitoring.py")
+    if cli_main is None:
+        return BAD_INPUT
     return int(cli_main(build_argv(sys.argv[1:] if argv is None else argv)))
 
 

@@ -202,3 +202,18 @@ def test_sync_runtime_never_imports_the_emulator() -> None:
         "assert not [m for m in sys.modules if m.startswith(('sync.emulator', 'responses'))]"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("shim", ["elevenlabs_sync_v2.py", "sync-with-monitoring.py"])
+def test_a_shim_run_by_a_python_without_the_dependencies_says_how_to_install(shim: str) -> None:
+    # -S: no site-packages, as a bare system python3 without `pip install .`
+    p = subprocess.run(
+        [sys.executable, "-S", str(ROOT / shim), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert p.returncode == 5 and "Traceback" not in p.stderr
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pip install ." in lines[0] and sys.executable in lines[0]
