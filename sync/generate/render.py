@@ -11,13 +11,14 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError, SourceUnhealthy
 from ..guards import RAG_MIN_BYTES, is_small
 from .records import Record
+
+if TYPE_CHECKING:  # jinja2 loads only when a command renders (not for push, status...)
+    import jinja2
 
 COMBINED_NAME = "_combined-small.md"
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -121,6 +122,8 @@ def normalise(text: str) -> str:
 
 
 def make_env(template_dir: Path) -> jinja2.Environment:
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(template_dir)),
         autoescape=False,  # markdown, not HTML
@@ -150,6 +153,8 @@ def make_env(template_dir: Path) -> jinja2.Environment:
 
 
 def load_template(path: Path) -> jinja2.Template:
+    import jinja2
+
     if not path.is_file():
         raise InputError(f"--template {path}: no such file; pass an existing Jinja2 template")
     try:
@@ -163,6 +168,8 @@ def load_template(path: Path) -> jinja2.Template:
 
 
 def render_record(tpl: jinja2.Template, rec: Record, level: int = 1) -> str:
+    import jinja2
+
     try:
         text = tpl.render(
             title=rec.title, key=rec.key, record=rec.raw, fields=rec.data, level=level
