@@ -1,0 +1,57 @@
+"""The official JS SDK (``@elevenlabs/elevenlabs-js`` 2.73, the version API-NOTES names)
+parses what the emulator answers: ``sdk_js_check.cjs`` drives the emulator served on
+127.0.0.1 through the SDK. The SDK is installed by this test itself with npm into a cache
+directory (``KB_SYNC_JS_SDK_DIR``, default ``~/.cache/kb-sync/js-sdk-2.73.0``), once.
+Skipped when node/npm are missing or the install fails (no registry)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from sync.clock import SystemClock
+from sync.emulator import Backend, serve
+
+SDK = "@elevenlabs/elevenlabs-js@2.73.0"
+SCRIPT = Path(__file__).with_name("sdk_js_check.cjs")
+KEY = "sdk-key"
+
+
+def sdk_dir() -> Path:
+    default = Path.home() / ".cache" / "kb-sync" / "js-sdk-2.73.0"
+    where = Path(os.environ.get("KB_SYNC_JS_SDK_DIR", default))
+    if (where / "node_modules" / "@elevenlabs" / "elevenlabs-js" / "package.json").exists():
+        return where
+    if not (shutil.which("node") and shutil.which("npm")):
+        pytest.skip("node/npm not installed: the JS SDK check needs them")
+    where.mkdir(parents=True, exist_ok=True)
+    cmd = ["npm", "install", "--prefix", str(where), "--no-audit", "--no-fund", SDK]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if proc.returncode != 0:
+        pytest.skip(f"npm install {SDK} failed: {proc.stderr.strip()[-300:]}")
+    return where
+
+
+@pytest.mark.http
+def test_the_js_sdk_parses_rag_query_branches_folders_and_dependents() -> None:
+    where = sdk_dir()
+    backend = Backend(api_key=KEY, clock=SystemClock(), index_seconds=0.0)
+    agent = backend.seed_agent(name="JS agent")
+    backend.seed_document("Shipping FAQ", "Orders ship fast.\n\n" * 40, attach_to=[agent])
+    with serve(backend) as server:
+        proc = subprocess.run(
+            ["node", str(SCRIPT), str(where), server.url, KEY, agent],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["branches"] == 2 and out["dependent_branches"] == 0
+    assert out["listed"] == [out["doc"]]
+    assert out["rag_chunks"] > 0 and "ship" in out["rag_text"]
