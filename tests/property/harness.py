@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sync.emulator import Backend, Call
+from sync.emulator.agents import kb_of
 from sync.naming import parse
 from sync.testing import Killed
 
@@ -85,10 +86,10 @@ def writes(backend: Backend) -> list[Call]:
 def detach(backend: Backend, agent_id: str, doc_id: str) -> None:
     """A person removes an entry in the ElevenLabs UI (the agent's version moves on)."""
     with backend.lock:
-        agent = backend.agents[agent_id]
-        kb = backend._kb(agent)
+        main = backend.agents[agent_id].main
+        kb = kb_of(main)
         kb[:] = [loc for loc in kb if loc["id"] != doc_id]
-        backend._bump(agent)
+        backend.commit(main)  # a new version of the agent, as Backend.attach makes
 
 
 def indexed(backend: Backend, doc_id: str, model: str = MODEL) -> bool:
@@ -184,7 +185,7 @@ class Watch:
     def check(self, where: str = "step") -> None:
         b = self.backend
         with b.lock:
-            kb = b._kb(b.agents[self.agent_id])
+            kb = b.agent_kb(self.agent_id)
             for e in kb:
                 doc = b.docs.get(e["id"])
                 if doc is None:
@@ -213,7 +214,7 @@ class Watch:
                 elif (doc.name, doc.text) != (name, text):
                     self._fail(where, f"unmanaged doc {name} ({doc_id}) was modified")
             if self.other_id is not None:
-                other = [e["id"] for e in b._kb(b.agents[self.other_id])]
+                other = [e["id"] for e in b.agent_kb(self.other_id)]
                 if other != self.other_entries:
                     self._fail(
                         where,
@@ -237,7 +238,7 @@ class Watch:
         b = self.backend
         problems: list[str] = []
         with b.lock:
-            kb = b._kb(b.agents[self.agent_id])
+            kb = b.agent_kb(self.agent_id)
             managed = [e for e in kb if parse(str(e.get("name", "")), self.namespace)]
             by_file: dict[str, list[dict[str, Any]]] = {}
             for e in managed:
@@ -267,12 +268,7 @@ class Watch:
             attached = {e["id"] for e in kb}
             # a managed doc another agent uses is not an orphan of ours: it stays (kb-sync never
             # deletes what another agent uses, and does not count it as work left to do)
-            shared = {
-                e["id"]
-                for aid, agent in b.agents.items()
-                if aid != self.agent_id
-                for e in b._kb(agent)
-            }
+            shared = {e["id"] for aid in b.agents if aid != self.agent_id for e in b.agent_kb(aid)}
             if allow_shared_orphans:
                 shared |= set(self.other_entries)
             for d in b.docs.values():
