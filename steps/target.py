@@ -33,7 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sync.domain import AgentView, entries_json
+from sync.domain import AgentView, Layout, entries_json
+from sync.folders import ensure_layout
+from sync.naming import parse
 from sync.testing import run_cli
 
 if TYPE_CHECKING:
@@ -320,8 +322,20 @@ class _BackendTarget(Target):
                 content_format=content_format,
                 attach_to=[agent_id] if agent_id else [],
                 usage_mode=usage_mode,
+                parent_folder_id=self._folder_for(name),
             )
         )
+
+    def _folder_for(self, name: str) -> str | None:
+        """A managed document seeded "as an earlier kb-sync run left it" is in our folder."""
+        if parse(name, self.namespace) is None:
+            return None
+        for doc_id, d in self.backend.docs.items():
+            if d.is_folder and d.name == self.namespace and d.parent_id is None:
+                return doc_id
+        folder = str(self.backend.seed_folder(self.namespace))
+        self.backend.seed_folder(".kb-sync", folder)
+        return folder
 
     def edit_in_ui(self, doc_id: str, text: str) -> None:
         body = json.dumps({"content": text}).encode()
@@ -474,7 +488,21 @@ class StagingTarget(Target):
             self.client.patch_agent_kb(self.config.agent_id, self.snapshot)
         except Exception as exc:  # report, go on cleaning
             problems.append(f"restore of the agent's knowledge base failed: {exc}")
-        for d in self.docs_named(self.namespace):
+        folders = [
+            d
+            for d in self.client.list_documents(search=self.namespace)
+            if d.get("type") == "folder"
+        ]
+        docs = [
+            d for d in self.docs_named(self.namespace) if d["id"] not in {f["id"] for f in folders}
+        ]
+        # then this run's folder: what is left inside (.kb-sync, leases) first, the folder last
+        for f in folders:
+            docs += [
+                {"id": c["id"], "name": c.get("name")}
+                for c in self.client.list_documents(parent_folder_id=str(f["id"]))
+            ] + [{"id": f["id"], "name": f.get("name")}]
+        for d in docs:
             try:
                 self.client.delete_document(str(d["id"]), force=False)
             except Exception as exc:
@@ -510,9 +538,12 @@ class StagingTarget(Target):
         usage_mode: str = "auto",
         content_format: str = "markdown",
     ) -> str:
+        folder = None
+        if parse(name, self.namespace) is not None:  # as an earlier kb-sync run left it
+            folder = ensure_layout(self.client, Layout(self.namespace, None)).folder_id
         if not name.startswith(self.namespace):  # unmanaged seeds still carry our namespace
             name = f"{self.namespace} {name}"
-        doc_id = str(self.client.create_text(name, text)["id"])
+        doc_id = str(self.client.create_text(name, text, parent_folder_id=folder)["id"])
         if usage_mode == "auto":
             self._wait_index(doc_id)
         if agent_id:

@@ -74,6 +74,7 @@ class Applier:
         self.indexer = Indexer(client, clock, model, options.index_options())
         self.deleter = Deleter(client, clock, agent_id, options.linger_attempts, self._kb_ids)
         self.known_ids: dict[str, set[str]] = {}  # name -> ids that existed before the run
+        self.folder_id: str | None = None  # new documents go into our folder
 
     def _kb_ids(self) -> set[str]:
         answer = self.client.get_agent(self.agent_id)
@@ -104,6 +105,7 @@ class Applier:
                     item.name,
                     texts[item.file],
                     known_ids=frozenset(self.known_ids.get(item.name, ())),
+                    parent_folder_id=self.folder_id,
                 )
             except SyncError as exc:
                 r.status, r.error = "upload_failed", str(exc)
@@ -116,6 +118,16 @@ class Applier:
             r.status = "not_needed"
             return
         self.indexer.compute(r)
+
+    def move_in(self, refs: Sequence[Ref]) -> None:
+        """Managed documents an earlier version left at the workspace root go into our folder
+        (a move changes no content and no index: nothing to re-upload)."""
+        for ref in refs:
+            try:
+                self.client.move_document(ref.id, self.folder_id)
+                event("doc.moved", id=ref.id, name=ref.name, folder=self.folder_id)
+            except ApiError as exc:  # it stays where it is: found by its name next time
+                event("doc.move_failed", logging.WARNING, id=ref.id, error=str(exc))
 
     # -- 2. wait for indexes -----------------------------------------------------------------
     def index(self, results: Sequence[DocResult]) -> None:
@@ -232,9 +244,10 @@ class Applier:
         kept = {e.id for e in after}
         lost = [e.name for e in desired if e.id not in kept]
         if [e.id for e in after] != [e.id for e in desired]:
+            more = f" and {len(lost) - 5} more" if len(lost) > 5 else ""
             raise SyncError(
                 "the agent's knowledge base read back differs from what was sent"
-                + (f" (not kept: {', '.join(lost)})" if lost else " (order)")
+                + (f" ({len(lost)} not kept: {', '.join(lost[:5])}{more})" if lost else " (order)")
                 + "; nothing was deleted"
             )
         return after
@@ -266,6 +279,7 @@ class Applier:
             for i in plan.items
             if i.action in ("create", "update", "adopt")
         ]
+        self.move_in(plan.moves)
         self.upload(results, texts)
         self.index(results)
         self.settle(results)

@@ -232,13 +232,25 @@ class Client:
         )
 
     # -- documents -------------------------------------------------------------------------
-    def list_documents(self, search: str | None = None) -> Iterator[Json]:
+    def list_documents(
+        self,
+        search: str | None = None,
+        *,
+        parent_folder_id: str | None = None,
+        types: tuple[str, ...] = (),
+    ) -> Iterator[Json]:
+        """Every page of the workspace's documents (and folders), narrowed by name prefix,
+        by the folder they are directly in, and by type."""
         cursor: str | None = None
         pages = Pages("GET /v1/convai/knowledge-base")
         while True:
             params: dict[str, Any] = {"page_size": PAGE_SIZE}
             if search:
                 params["search"] = search
+            if parent_folder_id:
+                params["parent_folder_id"] = parent_folder_id
+            if types:
+                params["types"] = list(types)
             if cursor:
                 params["cursor"] = cursor
             page = self.request("GET", "/v1/convai/knowledge-base", params=params)
@@ -269,6 +281,7 @@ class Client:
         *,
         max_attempts: int = 3,
         known_ids: frozenset[str] = frozenset(),
+        parent_folder_id: str | None = None,
     ) -> Json:
         """Create a text document without ever creating it twice.
 
@@ -296,7 +309,8 @@ class Client:
                     self.request(
                         "POST",
                         "/v1/convai/knowledge-base/text",
-                        body={"text": text, "name": name},
+                        body={"text": text, "name": name}
+                        | ({"parent_folder_id": parent_folder_id} if parent_folder_id else {}),
                         idempotent=False,
                     )
                 )
@@ -311,6 +325,23 @@ class Client:
                 )
         assert last is not None
         raise last
+
+    # -- folders -----------------------------------------------------------------------------
+    def create_folder(self, name: str, parent_folder_id: str | None = None) -> Json:
+        body: Json = {"name": name}
+        if parent_folder_id:
+            body["parent_folder_id"] = parent_folder_id
+        return dict(
+            self.request("POST", "/v1/convai/knowledge-base/folder", body=body, idempotent=False)
+        )
+
+    def move_document(self, doc_id: str, folder_id: str | None) -> None:
+        """Into ``folder_id`` (None: the workspace root)."""
+        self.request(
+            "POST",
+            f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/move",
+            body={"move_to": folder_id},
+        )
 
     def compute_index(self, doc_id: str, model: str) -> Json:
         return dict(

@@ -29,6 +29,7 @@ class Settings:
     index_timeout: float = DEFAULT_INDEX_TIMEOUT
     namespace: str = DEFAULT_NAMESPACE
     record_dir: str = "reports/runs"
+    folder: str = DEFAULT_NAMESPACE  # the KB folder of the managed documents
 
     def __repr__(self) -> str:  # never show the key
         return (
@@ -131,7 +132,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         or os.environ.get("KB_SYNC_RECORD_DIR", "").strip()
         or "reports/runs"
     )
+    folder = env.get("KB_SYNC_FOLDER", "").strip() or ns
+    if "/" in folder or len(folder) > 100 or not folder.isprintable():
+        raise ConfigError(
+            f"KB_SYNC_FOLDER={folder!r} is not a folder name; use up to 100 printable "
+            "characters without '/' (default: the namespace)"
+        )
     return Settings(
+        folder=folder,
         record_dir=record_dir,
         api_key=key,
         agent_id=agent,

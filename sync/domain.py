@@ -107,15 +107,36 @@ class RemoteDoc:
     id: str
     name: str
     size_bytes: int | None = None
+    type: str = "text"  # text | file | url | folder
+    parent_id: str | None = None  # the folder it is directly in (None: the workspace root)
+    created: int | None = None  # the server's clock, seconds
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RemoteDoc:
-        size = (data.get("metadata") or {}).get("size_bytes")
+        meta = data.get("metadata") or {}
+        size, created = meta.get("size_bytes"), meta.get("created_at_unix_secs")
+        parent = data.get("folder_parent_id")
         return cls(
             id=str(data["id"]),
             name=str(data.get("name", "")),
             size_bytes=int(size) if isinstance(size, int) else None,
+            type=str(data.get("type", "text")),
+            parent_id=str(parent) if parent else None,
+            created=int(created) if isinstance(created, int) else None,
         )
+
+    @property
+    def is_folder(self) -> bool:
+        return self.type == "folder"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Our knowledge-base folder (:mod:`sync.folders`)."""
+
+    name: str  # the folder's name
+    folder_id: str | None  # None: it does not exist yet (a plan says "will create folder")
+    meta_id: str | None = None  # the .kb-sync sub-folder, when known
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .domain import AgentView, KbEntry, Ownership, RemoteDoc
+from .domain import AgentView, KbEntry, Layout, Ownership, RemoteDoc
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,7 @@ class Snapshot:
     formats: dict[str, str] = field(default_factory=dict)  # id -> content_format
     # managed-named docs another agent uses (a namespace shared by agents): never orphans
     foreign: set[str] = field(default_factory=set)
+    layout: Layout = field(default_factory=lambda: Layout("", None))
 
     @property
     def kb(self) -> tuple[KbEntry, ...]:
@@ -61,6 +62,8 @@ class Plan:
     managed_ids: list[str]  # owned entry ids of the agent at plan time, in order
     strict: bool = False
     ownership: Ownership = field(default_factory=lambda: Ownership(""))
+    folder: Layout = field(default_factory=lambda: Layout("", None))
+    moves: list[Ref] = field(default_factory=list)  # managed docs kept, outside the folder
 
     def is_stale(self, current: list[KbEntry] | tuple[KbEntry, ...]) -> bool:
         """The agent's owned entries are no longer those the plan was made on."""
@@ -83,10 +86,17 @@ class Plan:
 
     @property
     def has_changes(self) -> bool:
-        return bool(self.to_add or self.to_change or self.to_destroy)
+        return bool(self.to_add or self.to_change or self.to_destroy or self.moves)
+
+    @property
+    def creates_folder(self) -> bool:
+        return self.folder.folder_id is None and bool(
+            self.moves or any(i.needs_upload for i in self.items)
+        )
 
     def summary(self) -> str:
-        return f"{self.to_add} to add, {self.to_change} to change, {self.to_destroy} to destroy"
+        text = f"{self.to_add} to add, {self.to_change} to change, {self.to_destroy} to destroy"
+        return text + (f", {len(self.moves)} to move" if self.moves else "")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +109,12 @@ class Plan:
                 "text": self.summary(),
             },
             "strict_hash": self.strict,
+            "folder": {
+                "name": self.folder.name,
+                "id": self.folder.folder_id,
+                "create": self.creates_folder,
+            },
+            "moves": [asdict(m) for m in self.moves],
             "items": [asdict(i) for i in self.items],
             "orphans": [asdict(o) for o in self.orphans],
             "legacy": [asdict(o) for o in self.legacy],
@@ -145,5 +161,10 @@ class Plan:
                 "(the old script's uploads); --adopt-legacy replaces them:"
             )
             lines.extend(f"    {o.name} [{o.id}]" for o in self.legacy)
+        if self.moves:
+            lines.append(f"move into folder {self.folder.name} ({len(self.moves)}):")
+            lines.extend(f"  > {m.name} [{m.id}]" for m in self.moves)
+        if self.creates_folder:
+            lines.append(f"will create folder {self.folder.name} (and {self.folder.name}/.kb-sync)")
         lines.append(f"Plan: {self.summary()}.")
         return "\n".join(lines)

@@ -189,7 +189,20 @@ def make_plan(
         namespace, {r.id: str(i.file) for i in items if i.action == "adopt" for r in i.replaces}
     )
     managed_ids = own.owned_ids(snap.kb)
-    return Plan(items, orphans, reading.notes, managed_ids, strict, own)
+    moves = _moves(snap, items)
+    return Plan(items, orphans, reading.notes, managed_ids, strict, own, snap.layout, moves)
+
+
+def _moves(snap: Snapshot, items: list[Item]) -> list[Ref]:
+    """Managed documents this run keeps (in use or reused) that are not in our folder: an
+    earlier version uploaded them to the workspace root. Moved in, never uploaded again."""
+    out: list[Ref] = []
+    for i in items:
+        doc = snap.docs.get(i.reuse_id) if i.reuse_id else None
+        folder = snap.layout.folder_id
+        if doc is not None and (folder is None or doc.parent_id != folder):
+            out.append(Ref(doc.id, doc.name, f"into folder {snap.layout.name}"))
+    return out
 
 
 # -- decisions the apply takes ------------------------------------------------------------

@@ -15,6 +15,7 @@ from .clock import Clock
 from .config import Settings
 from .domain import entries_json
 from .errors import AppliedPartially, ConfigError, ExitCode, GuardRefused, InputError, SyncError
+from .folders import ensure_layout
 from .guards import refuses_mass_delete
 from .local import LocalDoc, read_folder
 from .lock import agent_lock, lock_path
@@ -201,6 +202,7 @@ def _apply_push(
     record.write()  # the record dir is writable, before the first write request
     opts = args.options or Options()
     applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
+    applier.folder_id = ensure_layout(client, snap.layout).folder_id
     for doc_id, doc in snap.docs.items():
         applier.known_ids.setdefault(doc.name, set()).add(doc_id)
     texts = {d.file: d.text for d in local}

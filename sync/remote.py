@@ -12,6 +12,7 @@ from .config import Settings
 from .content import same_content
 from .domain import AgentView, RemoteDoc
 from .errors import ApiError, ConfigError, NotFound
+from .folders import Layout, root_folder
 from .local import LocalDoc
 from .log import event
 from .naming import parse, prefix
@@ -82,6 +83,23 @@ def other_dependents(client: Client, doc_id: str, agent_id: str) -> list[str]:
             return others
 
 
+def read_documents(client: Client, settings: Settings) -> tuple[dict[str, RemoteDoc], Layout]:
+    """The managed-named documents and where our folder is (read-only). With the default
+    folder (named after the namespace) one listing finds both: ``ns`` prefixes ``ns:``."""
+    ns_prefix = prefix(settings.namespace).casefold()
+    one_listing = settings.folder.startswith(settings.namespace)
+    search = settings.namespace if one_listing else prefix(settings.namespace)
+    listed = [RemoteDoc.from_json(d) for d in client.list_documents(search=search)]
+    docs = {d.id: d for d in listed if not d.is_folder and d.name.casefold().startswith(ns_prefix)}
+    if not one_listing:
+        listed = [
+            RemoteDoc.from_json(d)
+            for d in client.list_documents(settings.folder, types=("folder",))
+        ]
+    folder = root_folder(listed, settings.folder)
+    return docs, Layout(settings.folder, folder.id if folder else None)
+
+
 def take_snapshot(
     client: Client,
     settings: Settings,
@@ -91,9 +109,8 @@ def take_snapshot(
     concurrency: int = 4,
 ) -> Snapshot:
     agent = read_agent(client, settings)
-    listed = client.list_documents(search=prefix(settings.namespace))
-    docs = {d.id: d for d in map(RemoteDoc.from_json, listed)}
-    snap = Snapshot(agent=agent, docs=docs)
+    docs, layout = read_documents(client, settings)
+    snap = Snapshot(agent=agent, docs=docs, layout=layout)
     by_file = {d.file: d for d in local}
     ids = content_reads(local, snap, settings.namespace, strict)
 

@@ -322,3 +322,14 @@ def test_a_folder_without_md_files_is_said_first_and_the_guard_stays(kit: Kit) -
     empty = next(i for i, ln in enumerate(lines) if "folder.empty" in ln)
     assert empty < next(i for i, ln in enumerate(lines) if "plan summary=" in ln)
     assert kit.push().code == 4  # the mass-delete guard still refuses
+
+
+def test_a_large_patch_that_is_not_all_kept_is_partial_and_names_what_was_lost(kit: Kit) -> None:
+    """[field] 100+ entries in one agent PATCH: answered 200, not all kept (API-NOTES)."""
+    for i in range(103):
+        kit.write(f"d{i:03}.md", para(f"d{i}", 3))
+    r = kit.push("--concurrency", "8")
+    assert r.code == 3, r.stderr
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kb-sync: error:")]
+    assert len(errors) == 1 and "3 not kept" in errors[0] and "d100.md" in errors[0]
+    assert len(kit.managed_docs()) == 103  # nothing deleted

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from sync.content import same_content
-from sync.domain import AgentView, RemoteDoc, entries_from
+from sync.domain import AgentView, Layout, RemoteDoc, entries_from
 from sync.local import LocalDoc, normalise
 from sync.naming import fingerprint, managed_name, parse
 from sync.plan import Snapshot
 from sync.planner import content_reads, make_plan
 
 NS = "kb-sync"
+FOLDER = "F0lder"
 
 
 def local(file: str, text: str) -> LocalDoc:
@@ -24,6 +25,7 @@ def remote(ld: LocalDoc, doc_id: str, *, size: int | None = None) -> dict[str, A
         "id": doc_id,
         "name": managed_name(NS, ld.file, ld.fingerprint),
         "metadata": {"size_bytes": ld.size_bytes if size is None else size},
+        "folder_parent_id": FOLDER,  # in our folder already (moves are tested apart)
     }
 
 
@@ -33,7 +35,8 @@ def entry(doc: dict[str, Any], mode: str = "auto") -> dict[str, Any]:
 
 def snap(kb: list[dict[str, Any]], docs: list[dict[str, Any]]) -> Snapshot:
     agent = AgentView("agent_x", "A", entries_from(kb), True, "multilingual_e5_large_instruct")
-    return Snapshot(agent, {str(d["id"]): RemoteDoc.from_json(d) for d in docs})
+    docs_by_id = {str(d["id"]): RemoteDoc.from_json(d) for d in docs}
+    return Snapshot(agent, docs_by_id, layout=Layout(NS, FOLDER))
 
 
 BIG = "x" * 600
@@ -165,3 +168,13 @@ def test_plan_render_groups_by_action_and_summarises() -> None:
     text = make_plan([a, b], snap([entry(da), entry(gone)], [da, gone]), namespace=NS).render()
     assert text.index("create (1):") < text.index("update (1):") < text.index("delete (1):")
     assert text.endswith("Plan: 1 to add, 1 to change, 1 to destroy.")
+
+
+def test_kept_documents_outside_the_folder_are_moved_and_the_folder_is_created() -> None:
+    a = local("a.md", BIG)
+    d = {**remote(a, "d1"), "folder_parent_id": None}  # an earlier version's upload, at root
+    s = snap([entry(d)], [d])
+    plan = make_plan([a], Snapshot(s.agent, s.docs, layout=Layout(NS, None)), namespace=NS)
+    assert [m.id for m in plan.moves] == ["d1"] and plan.has_changes and plan.creates_folder
+    assert plan.summary() == "0 to add, 0 to change, 0 to destroy, 1 to move"
+    assert "will create folder kb-sync" in plan.render()

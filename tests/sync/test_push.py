@@ -461,6 +461,9 @@ def test_converges_after_a_crash_and_reuses_the_orphan(kit: Kit) -> None:
 
 
 def test_nothing_to_do_costs_agent_plus_list_pages(kit: Kit) -> None:
+    # this is about paging the listing: a plan that keeps every entry of a large PATCH
+    # (the 100-entry report is tested in test_a_large_patch_that_is_not_all_kept_is_partial)
+    kit.backend.set_plan(max_patch_entries=None)
     for i in range(150):
         kit.write(f"d{i:03}.md", para(f"d{i}", 3))
     assert kit.push("--concurrency", "8").code == 0

@@ -1,0 +1,74 @@
+"""Managed documents live in a KB folder named after the namespace (with .kb-sync inside)."""
+
+from __future__ import annotations
+
+from sync.naming import fingerprint, managed_name
+
+from .conftest import Kit, para
+
+
+def folders(kit: Kit, name: str, parent: str | None = None) -> list[str]:
+    return [
+        i
+        for i, d in kit.backend.docs.items()
+        if d.is_folder and d.name == name and d.parent_id == parent
+    ]
+
+
+def test_the_first_push_creates_the_folder_and_puts_every_document_in_it(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    kit.write("b.md", para("b"))
+    r = kit.push()
+    assert r.code == 0, r.stderr
+    [root] = folders(kit, "kb-sync")
+    assert len(folders(kit, ".kb-sync", root)) == 1
+    assert {d.parent_id for d in kit.managed_docs().values()} == {root}
+    kit.backend.clear_calls()
+    assert kit.push().code == 0 and kit.writes() == []  # converged: nothing to do
+
+
+def test_plan_and_dry_run_create_nothing_not_even_the_folder(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    r = kit.kb("plan", "--dir", str(kit.dir))
+    assert "will create folder kb-sync" in r.stdout
+    assert kit.push("--dry-run").code == 0
+    assert kit.writes() == [] and folders(kit, "kb-sync") == []
+
+
+def test_managed_documents_left_at_the_root_are_moved_in_not_uploaded_again(kit: Kit) -> None:
+    text = para("a")
+    kit.write("a.md", text)
+    name = managed_name("kb-sync", "a.md", fingerprint(kit.write("a.md", text).read_text()))
+    old = kit.backend.seed_document(name, text, attach_to=[kit.agent_id])  # at the root
+    r = kit.kb("plan", "--dir", str(kit.dir))
+    assert "1 to move" in r.stdout and old in r.stdout
+    r = kit.push()
+    assert r.code == 0, r.stderr
+    [root] = folders(kit, "kb-sync")
+    assert kit.backend.docs[old].parent_id == root
+    assert not [c for c in kit.backend.calls if c.path.endswith("/knowledge-base/text")]
+    assert [e["id"] for e in kit.backend.agent_kb(kit.agent_id)] == [old]
+
+
+def test_the_folder_name_can_be_set(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    r = kit.kb("push", "--dir", str(kit.dir), env={**kit.env, "KB_SYNC_FOLDER": "Quarters"})
+    assert r.code == 0, r.stderr
+    [root] = folders(kit, "Quarters")
+    assert {d.parent_id for d in kit.managed_docs().values()} == {root}
+    assert folders(kit, "kb-sync") == []
+
+
+def test_a_folder_create_race_ends_with_one_folder(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    fired: list[str] = []
+
+    def other_machine(backend, call):  # type: ignore[no-untyped-def]
+        if call.method == "POST" and call.path.endswith("/folder") and not fired:
+            fired.append(backend.seed_folder("kb-sync"))  # the same moment, another run
+
+    kit.backend.after_request.append(other_machine)
+    r = kit.push()
+    assert r.code == 0, r.stderr
+    [root] = folders(kit, "kb-sync")
+    assert {d.parent_id for d in kit.managed_docs().values()} == {root}
