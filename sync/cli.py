@@ -142,6 +142,12 @@ def _dispatch(
                 as_json=args.json,
                 options=_options(args, settings.index_timeout),
             )
+    if args.command == "unlock":
+        from .lease import LeaseManager
+
+        name = LeaseManager(client, clock, "", settings.agent_id, 0).unlock(args.lease_id)
+        out.write(f"Removed lease {args.lease_id} ({name}).\n")
+        return ExitCode.OK
     if args.command == "status":
         from .status import status_command
 

@@ -151,12 +151,25 @@ def _verify(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--json", action="store_true", help="machine-readable report")
 
 
+def _unlock(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument(
+        "lease_id",
+        metavar="LEASE_ID",
+        help="the lease's id, as the refused run's error line names it",
+    )
+
+
 COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
     ("push", "plan, then apply the folder onto the agent's knowledge base", _push),
     ("plan", "show what push would do; read-only", _planning),
     ("rollback", "undo the last applied push (or the one named)", _rollback),
     ("status", "the agent's knowledge base now: entries, owner, index, quota", _status),
     ("verify", "audit the agent against the folder (DoD); non-zero on any failure", _verify),
+    (
+        "unlock",
+        "remove a stuck lease (a crashed run's), like terraform force-unlock; name its id",
+        _unlock,
+    ),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -13,10 +14,11 @@ from .apply import Applier, Options
 from .client import Client
 from .clock import Clock
 from .config import Settings
-from .domain import entries_json
+from .domain import Layout, entries_json
 from .errors import AppliedPartially, ConfigError, ExitCode, GuardRefused, InputError, SyncError
 from .folders import ensure_layout
 from .guards import refuses_mass_delete
+from .lease import LeaseManager, lease_ttl
 from .local import LocalDoc, read_folder
 from .lock import agent_lock, lock_path
 from .log import event
@@ -111,18 +113,24 @@ def emit(out: TextIO, args: PushArgs, plan: Plan, extra: dict[str, Any] | None =
 
 
 def run_plan(
-    settings: Settings, client: Client, args: PushArgs, out: TextIO
+    settings: Settings,
+    client: Client,
+    args: PushArgs,
+    out: TextIO,
+    local: list[LocalDoc] | None = None,
 ) -> tuple[Plan, list[LocalDoc], Snapshot]:
-    local = read_folder(args.dir)
-    if not local:
-        event(
-            "folder.empty",
-            logging.WARNING,
-            dir=str(args.dir),
-            note="no *.md files in the folder: the plan removes every managed document",
-        )
+    """Read the folder (unless ``local`` was read already: a re-plan) and ElevenLabs; plan."""
     opts = args.options or Options()
-    check_small(local, opts.small_docs)
+    if local is None:
+        local = read_folder(args.dir)
+        if not local:
+            event(
+                "folder.empty",
+                logging.WARNING,
+                dir=str(args.dir),
+                note="no *.md files in the folder: the plan removes every managed document",
+            )
+        check_small(local, opts.small_docs)
     snap = take_snapshot(
         client, settings, local, strict=args.strict_hash, concurrency=opts.concurrency
     )
@@ -185,6 +193,35 @@ def _apply_push(
     settings: Settings, client: Client, clock: Clock, args: PushArgs, out: TextIO
 ) -> int:
     plan, local, snap = run_plan(settings, client, args, out)
+    if not plan.has_changes:
+        return _apply_planned(settings, client, clock, args, out, plan, local, snap, None)
+    # the guards first, read-only: a refusal writes nothing at all
+    mass_delete_guard(plan, args.allow_mass_delete)
+    quota_preflight(client, plan)
+    _new_record(settings, args, plan, snap).check_writable()
+    # a write is coming: our folder, the lease (exclusion across machines), then a fresh plan
+    layout = ensure_layout(client, snap.layout)
+    assert layout.meta_id is not None
+    opts = args.options or Options()
+    leases = LeaseManager(
+        client, clock, layout.meta_id, settings.agent_id, lease_ttl(opts.index_wait)
+    )
+    with leases.held(uuid.uuid4().hex[:12], "push"):
+        plan, local, snap = run_plan(settings, client, args, out, local)
+        return _apply_planned(settings, client, clock, args, out, plan, local, snap, layout)
+
+
+def _apply_planned(
+    settings: Settings,
+    client: Client,
+    clock: Clock,
+    args: PushArgs,
+    out: TextIO,
+    plan: Plan,
+    local: list[LocalDoc],
+    snap: Snapshot,
+    layout: Layout | None,
+) -> int:
     mass_delete_guard(plan, args.allow_mass_delete)
     record = _new_record(settings, args, plan, snap)
     event("kb.before", agent=settings.agent_id, count=len(snap.kb), entries=record.kb_before)
@@ -198,11 +235,10 @@ def _apply_push(
             requests=client.requests_sent,
         )
         return ExitCode.OK
-    quota_preflight(client, plan)
-    record.write()  # the record dir is writable, before the first write request
+    record.write()
     opts = args.options or Options()
     applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
-    applier.folder_id = ensure_layout(client, snap.layout).folder_id
+    applier.folder_id = (layout or ensure_layout(client, snap.layout)).folder_id
     for doc_id, doc in snap.docs.items():
         applier.known_ids.setdefault(doc.name, set()).add(doc_id)
     texts = {d.file: d.text for d in local}

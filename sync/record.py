@@ -71,6 +71,14 @@ class RunRecord:
         d.pop("directory", None)
         return d
 
+    def check_writable(self) -> None:
+        """Before the first write request: the record dir exists (or can be made) and takes a
+        file. Leaves nothing behind."""
+        probe = RunRecord(self.kind, self.agent_id, self.namespace, self.base_url)
+        probe.directory = self.directory
+        path = probe.write()
+        path.unlink(missing_ok=True)
+
     def write(self) -> Path:
         directory = Path(self.directory) if self.directory else record_dir()
         try:

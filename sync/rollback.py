@@ -9,6 +9,7 @@ then what the push created is deleted, with the same care as any delete. It has 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,12 @@ from .clock import Clock
 from .config import Settings
 from .domain import KbEntry, Ownership, entries_from, entries_json
 from .errors import ConfigError, ExitCode, NotFound, SyncError
+from .folders import ensure_layout
+from .lease import LeaseManager, lease_ttl
 from .log import event
 from .plan import Item, Ref
 from .record import RunRecord, latest, load
-from .remote import read_agent
+from .remote import read_agent, read_documents
 from .results import DocResult
 
 
@@ -202,6 +205,42 @@ def rollback_command(
     options: Options | None = None,
 ) -> int:
     path, rec = _load(settings, record_path)
+    if dry_run:
+        _plan(settings, client, out, path, rec, dry_run=True, as_json=as_json)
+        return ExitCode.OK
+    opts = options or Options()
+    _, layout = read_documents(client, settings)
+    layout = ensure_layout(client, layout)
+    assert layout.meta_id is not None
+    ttl = lease_ttl(opts.index_wait)
+    leases = LeaseManager(client, clock, layout.meta_id, settings.agent_id, ttl)
+    with leases.held(uuid.uuid4().hex[:12], "rollback"):
+        plan = _plan(settings, client, out, path, rec, dry_run=False, as_json=as_json)
+        record = RunRecord(
+            directory=settings.record_dir,
+            kind="rollback",
+            agent_id=settings.agent_id,
+            namespace=settings.namespace,
+            base_url=settings.base_url,
+            kb_before=entries_json(plan.current),
+            options={"record": str(path)},
+        )
+        applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
+        applier.folder_id = layout.folder_id
+        return _execute(plan, applier, client, record, out, as_json, settings)
+
+
+def _plan(
+    settings: Settings,
+    client: Client,
+    out: TextIO,
+    path: Path,
+    rec: dict[str, Any],
+    *,
+    dry_run: bool,
+    as_json: bool,
+) -> RollbackPlan:
+    """Read the agent and the record's documents now, plan (pure), print."""
     current = read_agent(client, settings).entries
     own = record_ownership(rec, settings.namespace)
     existing = _existing(client, entries_from(rec["kb_before"]), own)
@@ -218,20 +257,7 @@ def rollback_command(
         delete=len(plan.created),
         dry_run=dry_run,
     )
-    if dry_run:
-        return ExitCode.OK
-    record = RunRecord(
-        directory=settings.record_dir,
-        kind="rollback",
-        agent_id=settings.agent_id,
-        namespace=settings.namespace,
-        base_url=settings.base_url,
-        kb_before=entries_json(current),
-        options={"record": str(path)},
-    )
-    opts = options or Options()
-    applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
-    return _execute(plan, applier, client, record, out, as_json, settings)
+    return plan
 
 
 def _recreate(plan: RollbackPlan, applier: Applier, client: Client) -> dict[str, str]:

@@ -17,8 +17,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync.clock import FakeClock
 from sync.emulator import Backend, Call
 from sync.emulator.agents import kb_of
+from sync.lease import PREFIX as LEASE_PREFIX
+from sync.lease import lease_ttl
 from sync.naming import parse
 from sync.testing import Killed
 
@@ -291,3 +294,10 @@ def record_dir(path: str) -> Iterator[None]:
             os.environ.pop("KB_SYNC_RECORD_DIR", None)
         else:
             os.environ["KB_SYNC_RECORD_DIR"] = old
+
+
+def expire_crashed_leases(b: Backend, clock: FakeClock) -> None:
+    """A crashed run leaves its lease behind; the next cron run comes after it expired (an
+    operator could also `kb-sync unlock` it). Time moves on only when there is one."""
+    if any(d.is_folder and d.name.startswith(LEASE_PREFIX) for d in b.docs.values()):
+        clock.advance(lease_ttl(40.0) + 1)

@@ -25,6 +25,7 @@ from tests.property.harness import (
     Crasher,
     Watch,
     env_for,
+    expire_crashed_leases,
     make_text,
     record_dir,
     same_size_edit,
@@ -152,6 +153,7 @@ def test_one_faulty_push_then_convergence(
             if idx.fate == "stuck" and idx.terminal is None:
                 idx.fate = None
         crasher.arm(None)
+        expire_crashed_leases(b, clock)
         res = run_cli(argv, env, backend=b, clock=clock)
         STATS["convergence_pushes"] += 1
         assert res.code == 0, res.stderr[-3000:]

@@ -44,6 +44,7 @@ from tests.property.harness import (
     Watch,
     detach,
     env_for,
+    expire_crashed_leases,
     make_text,
     record_dir,
     same_size_edit,
@@ -251,6 +252,7 @@ class SyncMachine(RuleBasedStateMachine):
                     idx.fate = None
         self.crasher.arm(None)
         self.faults.clear()
+        expire_crashed_leases(self.b, self.clock)
 
     def _assert_clean(self, res: Result, what: str) -> None:
         assert "Traceback" not in res.stderr, f"{what}: internal error\n{res.stderr[-3000:]}"

@@ -57,7 +57,24 @@ class Kit:
         return self.kb("push", "--dir", str(self.dir), *extra)
 
     def writes(self) -> list[Any]:
-        return [c for c in self.backend.calls if c.method != "GET"]
+        """Write requests on the workspace's documents and agents: kb-sync's own folders
+        (its KB folder, .kb-sync and the leases in it) are left out, see ``metadata_writes``."""
+        own = self.metadata_writes()
+        return [c for c in self.backend.calls if c.method != "GET" and c not in own]
+
+    def metadata_writes(self) -> list[Any]:
+        created = [
+            c
+            for c in self.backend.calls
+            if c.method == "POST" and c.path.endswith("/knowledge-base/folder")
+        ]
+        ids = {str((c.response_json or {}).get("id")) for c in created}
+        deleted = [
+            c
+            for c in self.backend.calls
+            if c.method == "DELETE" and c.path.rsplit("/", 1)[-1] in ids
+        ]
+        return created + deleted
 
     def managed_kb(self) -> list[dict[str, Any]]:
         return [e for e in self.backend.agent_kb(self.agent_id) if e["name"].startswith("kb-sync:")]
