@@ -31,13 +31,16 @@ def log(msg: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+RECORDS = ["reports/runs"]  # where the benchmark's runs write their records
+
+
 def timed_cli(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     """``kb-sync ARGV`` in-process (``sync.testing.run_cli``), timed; its log lines are kept,
     not shown."""
     from sync.testing import run_cli
 
     c0, t0 = time.process_time(), time.perf_counter()
-    res = run_cli(argv, env)
+    res = run_cli(argv, {**env, "KB_SYNC_RECORD_DIR": RECORDS[0]})
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     result = {
         "exit": res.code,
@@ -424,8 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="kb-sync-bench-") as tmp:
         work = Path(tmp)
-        old_rec = os.environ.get("KB_SYNC_RECORD_DIR")
-        os.environ["KB_SYNC_RECORD_DIR"] = str(work / "runs")  # keep reports/runs clean
+        RECORDS[0] = str(work / "runs")  # keep reports/runs clean
         try:
             log("calibration: one request's round trip on loopback")
             res["parameters"]["request_seconds_measured"] = round(calibrate(True), 4)
@@ -434,10 +436,7 @@ def main(argv: list[str] | None = None) -> int:
             res["requests"] = {str(n): bench_requests(work, n) for n in REQ_SIZES}
             runs = [bench_scale(work, n) for n in SCALE_SIZES]
         finally:
-            if old_rec is None:
-                os.environ.pop("KB_SYNC_RECORD_DIR", None)
-            else:
-                os.environ["KB_SYNC_RECORD_DIR"] = old_rec
+            RECORDS[0] = "reports/runs"
     res["scale"] = {
         "runs": runs,
         "time_fit": linearity(runs, "seconds"),

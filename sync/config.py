@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import math
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -79,8 +78,8 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
-    env = os.environ if env is None else env
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """Settings from ``env`` only: the CLI passes ``os.environ``, tests their own mapping."""
     key = env.get("ELEVENLABS_API_KEY", "").strip()
     if not key:
         raise ConfigError(
@@ -127,11 +126,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             f"KB_SYNC_NAMESPACE={ns!r} is malformed; use 1-40 of a-z 0-9 . _ - "
             "starting with a letter or digit"
         )
-    record_dir = (
-        env.get("KB_SYNC_RECORD_DIR", "").strip()
-        or os.environ.get("KB_SYNC_RECORD_DIR", "").strip()
-        or "reports/runs"
-    )
+    record_dir = env.get("KB_SYNC_RECORD_DIR", "").strip() or "reports/runs"
     folder = env.get("KB_SYNC_FOLDER", "").strip() or ns
     if "/" in folder or len(folder) > 100 or not folder.isprintable():
         raise ConfigError(

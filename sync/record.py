@@ -21,10 +21,6 @@ from .errors import InputError
 DEFAULT_DIR = "reports/runs"
 
 
-def record_dir() -> Path:
-    return Path(os.environ.get("KB_SYNC_RECORD_DIR", "").strip() or DEFAULT_DIR)
-
-
 def _file_stamp() -> str:
     """Sortable to the microsecond, so records of one second keep their order."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S.%fZ")
@@ -63,7 +59,7 @@ class RunRecord:
     exit_code: int | None = None
     requests: int = 0
     path: str | None = None
-    directory: str | None = None  # where to write; default KB_SYNC_RECORD_DIR
+    directory: str = DEFAULT_DIR  # where to write: Settings.record_dir (KB_SYNC_RECORD_DIR)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -80,7 +76,7 @@ class RunRecord:
         path.unlink(missing_ok=True)
 
     def write(self) -> Path:
-        directory = Path(self.directory) if self.directory else record_dir()
+        directory = Path(self.directory)
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -121,8 +117,7 @@ def load(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def latest(agent_id: str, directory: Path | None = None) -> Path:
-    directory = directory or record_dir()
+def latest(agent_id: str, directory: Path) -> Path:
     candidates: list[tuple[Path, dict[str, Any]]] = []
     found = list(directory.glob("*-push-*.json")) if directory.is_dir() else []
     for p in sorted(found, key=lambda f: (f.stat().st_mtime_ns, f.name)):

@@ -55,7 +55,6 @@ class World:
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
-    monkeypatch.setenv("KB_SYNC_RECORD_DIR", str(tmp_path / "runs"))
     clock = FakeClock()
     b = Backend(api_key=CANARY_KEY, clock=clock, index_seconds=3.0, seed=5)
     agent = b.seed_agent()
@@ -63,7 +62,11 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     folder = tmp_path / "quarters"
     folder.mkdir()
     (folder / "2025-Q1.md").write_text(GOOD, "utf-8")
-    env = {"ELEVENLABS_API_KEY": CANARY_KEY, "ELEVENLABS_AGENT_ID": agent}
+    env = {
+        "ELEVENLABS_API_KEY": CANARY_KEY,
+        "ELEVENLABS_AGENT_ID": agent,
+        "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),
+    }
     return World(b, clock, agent, folder, env, b.agent_kb(agent))
 
 

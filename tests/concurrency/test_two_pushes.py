@@ -42,7 +42,7 @@ class World:
         for f, t in files.items():
             (self.dir / f).write_text(t, "utf-8")
         self.local = files
-        self.env = env_for(self.agent, CANARY_KEY)
+        self.env = env_for(self.agent, CANARY_KEY, KB_SYNC_RECORD_DIR=str(tmp / "runs"))
         self.watch = Watch(
             self.b,
             self.agent,
@@ -76,11 +76,6 @@ def _hold_lock(agent_id: str) -> Any:
     if "base_url" in inspect.signature(agent_lock).parameters:
         return agent_lock(agent_id, "https://api.elevenlabs.io")
     return agent_lock(agent_id)  # type: ignore[call-arg]
-
-
-@pytest.fixture(autouse=True)
-def _records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("KB_SYNC_RECORD_DIR", str(tmp_path / "runs"))
 
 
 def test_lock_held_refuses_before_any_write(tmp_path: Path) -> None:

@@ -11,9 +11,7 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -278,22 +276,6 @@ class Watch:
                 if parse(d.name, self.namespace) and d.id not in attached and d.id not in shared:
                     problems.append(f"managed orphan left: {d.name} ({d.id})")
         return problems
-
-
-@contextlib.contextmanager
-def record_dir(path: str) -> Iterator[None]:
-    """Run records go to ``path`` (the sync reads KB_SYNC_RECORD_DIR from os.environ)."""
-    import os
-
-    old = os.environ.get("KB_SYNC_RECORD_DIR")
-    os.environ["KB_SYNC_RECORD_DIR"] = path
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("KB_SYNC_RECORD_DIR", None)
-        else:
-            os.environ["KB_SYNC_RECORD_DIR"] = old
 
 
 def expire_crashed_leases(b: Backend, clock: FakeClock) -> None:

@@ -27,7 +27,6 @@ from tests.property.harness import (
     env_for,
     expire_crashed_leases,
     make_text,
-    record_dir,
     same_size_edit,
 )
 
@@ -101,7 +100,7 @@ def test_one_faulty_push_then_convergence(
     concurrency: int,
 ) -> None:
     STATS["examples"] += 1
-    with tempfile.TemporaryDirectory() as tmp, record_dir(str(Path(tmp) / "runs")):
+    with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "q"
         folder.mkdir()
         clock = FakeClock()
@@ -114,7 +113,7 @@ def test_one_faulty_push_then_convergence(
         for i, (file, (size, cyr)) in enumerate(sorted(before.items())):
             local[file] = make_text(size, cyr, i)
             (folder / file).write_text(local[file], "utf-8")
-        env = env_for(agent, CANARY_KEY)
+        env = env_for(agent, CANARY_KEY, KB_SYNC_RECORD_DIR=str(Path(tmp) / "runs"))
         argv = ["push", "--dir", str(folder), "--index-wait", "40", "--allow-mass-delete"]
         assert run_cli(argv, env, backend=b, clock=clock).code == 0
         first = sorted(local)[0]

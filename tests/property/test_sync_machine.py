@@ -46,7 +46,6 @@ from tests.property.harness import (
     env_for,
     expire_crashed_leases,
     make_text,
-    record_dir,
     same_size_edit,
 )
 
@@ -68,8 +67,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.tmp = Path(tempfile.mkdtemp(prefix="kbsync-prop-"))
         self.dir = self.tmp / "quarters"
         self.dir.mkdir()
-        self._records = record_dir(str(self.tmp / "runs"))
-        self._records.__enter__()
+        self.records = str(self.tmp / "runs")  # the env given to the CLI says where
         self.clock = FakeClock()
         self.quota = 20 * 1024 * 1024
         self.b = Backend(
@@ -88,7 +86,6 @@ class SyncMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         STATS["requests_checked"] += self.watch.requests_checked
         STATS["reuploads_while_unindexed_copy_existed"] += self.watch.reuploads_unindexed
-        self._records.__exit__(None, None, None)
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ------------------------------------------------------------------ the local folder
@@ -232,7 +229,8 @@ class SyncMachine(RuleBasedStateMachine):
         argv += ["--concurrency", str(concurrency), "--allow-mass-delete"]
         if strict:
             argv.append("--strict-hash")
-        res = run_cli(argv, env_for(self.agent, CANARY_KEY), backend=self.b, clock=self.clock)
+        env = env_for(self.agent, CANARY_KEY, KB_SYNC_RECORD_DIR=self.records)
+        res = run_cli(argv, env, backend=self.b, clock=self.clock)
         STATS["pushes"] += 1
         STATS["exit_codes"]["crash" if res.killed else str(res.code)] += 1
         note(f"push{' --strict-hash' if strict else ''}: exit {res.code}, crashed={res.killed}")

@@ -37,7 +37,6 @@ def assert_clean(where: str, text: str) -> None:
 
 @pytest.fixture
 def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch.setenv("KB_SYNC_RECORD_DIR", str(tmp_path / "runs"))
     clock = FakeClock()
     b = Backend(api_key=CANARY_KEY, clock=clock, index_seconds=3.0, seed=11)
     agent = b.seed_agent()
@@ -46,7 +45,11 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     folder.mkdir()
     (folder / "a.md").write_text(LONG, "utf-8")
     (folder / "small.md").write_text("tiny", "utf-8")
-    env = {"ELEVENLABS_API_KEY": CANARY_KEY, "ELEVENLABS_AGENT_ID": agent}
+    env = {
+        "ELEVENLABS_API_KEY": CANARY_KEY,
+        "ELEVENLABS_AGENT_ID": agent,
+        "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),  # the env given is the only source
+    }
     return {"b": b, "clock": clock, "agent": agent, "dir": folder, "env": env, "old": old}
 
 
