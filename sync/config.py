@@ -78,6 +78,21 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def _index_timeout(raw: str) -> float:
+    if not raw:
+        return DEFAULT_INDEX_TIMEOUT
+    try:
+        timeout = float(raw)
+    except ValueError:
+        timeout = -1.0
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise ConfigError(
+            f"RAG_INDEXING_TIMEOUT={raw!r} is not a finite number of seconds > 0; "
+            "set it to e.g. 180"
+        )
+    return timeout
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Settings from ``env`` only: the CLI passes ``os.environ``, tests their own mapping."""
     key = env.get("ELEVENLABS_API_KEY", "").strip()
@@ -108,18 +123,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         raise ConfigError(
             f"RAG_EMBEDDING_MODEL={model!r} is unknown; use one of {', '.join(EMBEDDING_MODELS)}"
         )
-    raw_timeout = env.get("RAG_INDEXING_TIMEOUT", "").strip()
-    timeout = DEFAULT_INDEX_TIMEOUT
-    if raw_timeout:
-        try:
-            timeout = float(raw_timeout)
-        except ValueError:
-            timeout = -1.0
-        if not (math.isfinite(timeout) and timeout > 0):
-            raise ConfigError(
-                f"RAG_INDEXING_TIMEOUT={raw_timeout!r} is not a finite number of seconds > 0; "
-                "set it to e.g. 180"
-            )
+    timeout = _index_timeout(env.get("RAG_INDEXING_TIMEOUT", "").strip())
     ns = env.get("KB_SYNC_NAMESPACE", "").strip() or DEFAULT_NAMESPACE
     if not _NAMESPACE_RE.match(ns):
         raise ConfigError(

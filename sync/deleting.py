@@ -116,8 +116,11 @@ class Deleter:
             why = "attached to this agent again (another run or a person put it back)"
         if not attached:
             return False
-        out["outcome"] = "kept"
-        out["kept_because"] = why
+        return self._keep(ref, out, attempt, why, note=f"never force-deleted: {why}")
+
+    @staticmethod
+    def _keep(ref: Ref, out: dict[str, Any], attempt: int, why: str, **fields: Any) -> bool:
+        out["outcome"], out["kept_because"] = "kept", why
         event(
             "delete.attempt",
             logging.WARNING,
@@ -125,7 +128,7 @@ class Deleter:
             name=ref.name,
             attempt=attempt + 1,
             outcome="kept",
-            note=f"never force-deleted: {why}",
+            **fields,
         )
         return True
 
@@ -136,16 +139,7 @@ class Deleter:
             others = [f"unknown dependents ({exc.code or exc.status})"]
         if not others:
             return False
-        out["outcome"] = "kept"
-        out["kept_because"] = f"used by {', '.join(others)}"
-        event(
-            "delete.attempt",
-            logging.WARNING,
-            id=ref.id,
-            name=ref.name,
-            attempt=attempt + 1,
-            outcome="kept",
-            used_by=others,
-            note="never force-deleted: another agent or branch uses it",
+        note = "never force-deleted: another agent or branch uses it"
+        return self._keep(
+            ref, out, attempt, f"used by {', '.join(others)}", used_by=others, note=note
         )
-        return True
