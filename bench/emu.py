@@ -99,6 +99,7 @@ class EmulatorProcess:
         return {
             "ELEVENLABS_API_KEY": self.spec.api_key,
             "ELEVENLABS_AGENT_ID": self.agent_id,
+            "KB_SYNC_NAMESPACE": "kb-sync",
             "ELEVENLABS_BASE_URL": self.url,
             "RAG_EMBEDDING_MODEL": MODEL,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import re
@@ -29,6 +30,9 @@ class Settings:
     namespace: str = DEFAULT_NAMESPACE
     record_dir: str = "reports/runs"
     folder: str = DEFAULT_NAMESPACE  # the KB folder of the managed documents
+    # the old shared default, whose documents attached to this agent are adopted (only when
+    # KB_SYNC_NAMESPACE is not set: the derived default replaced it)
+    legacy_namespace: str | None = None
 
     def __repr__(self) -> str:  # never show the key
         return (
@@ -78,6 +82,12 @@ def check_base_url(url: str) -> str:
     return url.rstrip("/")
 
 
+def default_namespace(agent_id: str) -> str:
+    """One per agent, so two agents of one workspace (staging and production) never share
+    documents: ``kb-sync-<first 8 hex of sha256(agent id)>``."""
+    return f"{DEFAULT_NAMESPACE}-{hashlib.sha256(agent_id.encode()).hexdigest()[:8]}"
+
+
 def _index_timeout(raw: str) -> float:
     if not raw:
         return DEFAULT_INDEX_TIMEOUT
@@ -124,7 +134,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             f"RAG_EMBEDDING_MODEL={model!r} is unknown; use one of {', '.join(EMBEDDING_MODELS)}"
         )
     timeout = _index_timeout(env.get("RAG_INDEXING_TIMEOUT", "").strip())
-    ns = env.get("KB_SYNC_NAMESPACE", "").strip() or DEFAULT_NAMESPACE
+    explicit = env.get("KB_SYNC_NAMESPACE", "").strip()
+    ns = explicit or default_namespace(agent)
     if not _NAMESPACE_RE.match(ns):
         raise ConfigError(
             f"KB_SYNC_NAMESPACE={ns!r} is malformed; use 1-40 of a-z 0-9 . _ - "
@@ -138,6 +149,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
             "characters without '/' (default: the namespace)"
         )
     return Settings(
+        legacy_namespace=None if explicit else DEFAULT_NAMESPACE,
         folder=folder,
         record_dir=record_dir,
         api_key=key,

@@ -145,9 +145,13 @@ class Ownership:
 
     namespace: str
     adopted: Mapping[str, str] = field(default_factory=dict)  # legacy entry id -> local file
+    legacy_namespace: str | None = None  # the old shared default, read as ours too
 
     def managed(self, name: str) -> ManagedName | None:
-        return parse(name, self.namespace)
+        m = parse(name, self.namespace)
+        if m is None and self.legacy_namespace:
+            m = parse(name, self.legacy_namespace)
+        return m
 
     def owns(self, entry: KbEntry) -> bool:
         return self.managed(entry.name) is not None or entry.id in self.adopted

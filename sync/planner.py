@@ -18,13 +18,19 @@ from .plan import Item, Plan, Ref, Snapshot
 from .results import DocResult, is_pending
 
 
-def content_reads(local: list[LocalDoc], snap: Snapshot, namespace: str, strict: bool) -> list[str]:
+def content_reads(
+    local: list[LocalDoc],
+    snap: Snapshot,
+    namespace: str,
+    strict: bool,
+    legacy_namespace: str | None = None,
+) -> list[str]:
     """Ids whose content ``--strict-hash`` must read: managed docs of a local file whose
     fingerprint and size both match (the only case where the name could be trusted)."""
     if not strict:
         return []
     by_file = {d.file: d for d in local}
-    own = Ownership(namespace)
+    own = Ownership(namespace, legacy_namespace=legacy_namespace)
     ids: list[str] = []
     for doc_id, doc in snap.docs.items():
         m = own.managed(doc.name)
@@ -147,8 +153,9 @@ def make_plan(
     strict: bool = False,
     small_docs: str = "prompt",
     adopt_legacy: bool = False,
+    legacy_namespace: str | None = None,
 ) -> Plan:
-    base = Ownership(namespace)
+    base = Ownership(namespace, legacy_namespace=legacy_namespace)
     reading = _read_entries(local, snap, base, adopt_legacy)
     # orphans: managed docs in the workspace that the agent does not reference
     orphan_docs = {
@@ -185,9 +192,8 @@ def make_plan(
         for i, d in sorted(orphan_docs.items(), key=lambda kv: kv[1].name)
         if i not in planner.reused and i not in snap.foreign  # another agent's: not ours
     ]
-    own = Ownership(
-        namespace, {r.id: str(i.file) for i in items if i.action == "adopt" for r in i.replaces}
-    )
+    adopted = {r.id: str(i.file) for i in items if i.action == "adopt" for r in i.replaces}
+    own = Ownership(namespace, adopted, legacy_namespace)
     managed_ids = own.owned_ids(snap.kb)
     moves = _moves(snap, items)
     return Plan(items, orphans, reading.notes, managed_ids, strict, own, snap.layout, moves)

@@ -142,6 +142,7 @@ def run_plan(
         strict=args.strict_hash,
         small_docs=opts.small_docs,
         adopt_legacy=args.adopt_legacy,
+        legacy_namespace=settings.legacy_namespace,
     )
     event("plan", summary=plan.summary(), local_docs=len(local), strict_hash=args.strict_hash)
     return plan, local, snap

@@ -10,7 +10,7 @@ from .answers import Pages
 from .client import Client
 from .config import Settings
 from .content import same_content
-from .domain import AgentView, RemoteDoc
+from .domain import AgentView, Ownership, RemoteDoc
 from .errors import ApiError, ConfigError, NotFound
 from .folders import Layout, root_folder
 from .local import LocalDoc
@@ -83,14 +83,33 @@ def other_dependents(client: Client, doc_id: str, agent_id: str) -> list[str]:
             return others
 
 
-def read_documents(client: Client, settings: Settings) -> tuple[dict[str, RemoteDoc], Layout]:
+def ownership(settings: Settings) -> Ownership:
+    return Ownership(settings.namespace, legacy_namespace=settings.legacy_namespace)
+
+
+def read_documents(
+    client: Client, settings: Settings, attached: frozenset[str] = frozenset()
+) -> tuple[dict[str, RemoteDoc], Layout]:
     """The managed-named documents and where our folder is (read-only). With the default
-    folder (named after the namespace) one listing finds both: ``ns`` prefixes ``ns:``."""
+    folder (named after the namespace) one listing finds both: ``ns`` prefixes ``ns:``; and
+    with the old default adopted, ``kb-sync`` prefixes them all. Documents of the old default
+    count only when this agent uses them (``attached``): the others may be another agent's."""
     ns_prefix = prefix(settings.namespace).casefold()
-    one_listing = settings.folder.startswith(settings.namespace)
-    search = settings.namespace if one_listing else prefix(settings.namespace)
+    legacy = settings.legacy_namespace
+    search = legacy or settings.namespace
+    one_listing = settings.folder.startswith(search)
+    if not one_listing:
+        search = legacy or prefix(settings.namespace)
     listed = [RemoteDoc.from_json(d) for d in client.list_documents(search=search)]
-    docs = {d.id: d for d in listed if not d.is_folder and d.name.casefold().startswith(ns_prefix)}
+
+    def ours(d: RemoteDoc) -> bool:
+        if d.is_folder:
+            return False
+        if d.name.casefold().startswith(ns_prefix):
+            return True
+        return bool(legacy) and d.id in attached and parse(d.name, str(legacy)) is not None
+
+    docs = {d.id: d for d in listed if ours(d)}
     if not one_listing:
         listed = [
             RemoteDoc.from_json(d)
@@ -109,10 +128,10 @@ def take_snapshot(
     concurrency: int = 4,
 ) -> Snapshot:
     agent = read_agent(client, settings)
-    docs, layout = read_documents(client, settings)
+    docs, layout = read_documents(client, settings, frozenset(agent.ids()))
     snap = Snapshot(agent=agent, docs=docs, layout=layout)
     by_file = {d.file: d for d in local}
-    ids = content_reads(local, snap, settings.namespace, strict)
+    ids = content_reads(local, snap, settings.namespace, strict, settings.legacy_namespace)
 
     def read(doc_id: str) -> tuple[str, str | None]:
         try:
@@ -126,7 +145,7 @@ def take_snapshot(
         if content is None:
             continue
         snap.contents[doc_id] = content
-        m = parse(docs[doc_id].name, settings.namespace)
+        m = ownership(settings).managed(docs[doc_id].name)
         ld = by_file.get(m.file) if m else None
         if ld is not None and not same_content(ld.text, content, None):
             try:  # only a mismatch needs the format, to compare legacy HTML fairly

@@ -91,7 +91,9 @@ class RollbackPlan:
         return out + self.extra
 
 
-def record_ownership(rec: Mapping[str, Any], namespace: str) -> Ownership:
+def record_ownership(
+    rec: Mapping[str, Any], namespace: str, legacy_namespace: str | None = None
+) -> Ownership:
     """What the recorded push could have changed: its managed entries and those it adopted."""
     adopted = {
         str(r["id"]): str(i.get("file"))
@@ -99,7 +101,7 @@ def record_ownership(rec: Mapping[str, Any], namespace: str) -> Ownership:
         if i.get("action") == "adopt"
         for r in i.get("replaces", [])
     }
-    return Ownership(namespace, adopted)
+    return Ownership(namespace, adopted, legacy_namespace)
 
 
 def plan_rollback(
@@ -109,9 +111,10 @@ def plan_rollback(
     existing: set[str],
     namespace: str,
     reuse: Mapping[str, str] | None = None,
+    legacy_namespace: str | None = None,
 ) -> RollbackPlan:
     """``existing``: the ids of the record's owned entries that still exist."""
-    own = record_ownership(rec, namespace)
+    own = record_ownership(rec, namespace, legacy_namespace)
     before = entries_from(rec["kb_before"])
     saved: Mapping[str, Mapping[str, Any]] = rec.get("saved") or {}
     gone = [e for e in before if own.owns(e) and e.id not in existing]
@@ -242,12 +245,14 @@ def _plan(
 ) -> RollbackPlan:
     """Read the agent and the record's documents now, plan (pure), print."""
     current = read_agent(client, settings).entries
-    own = record_ownership(rec, settings.namespace)
+    own = record_ownership(rec, settings.namespace, settings.legacy_namespace)
     existing = _existing(client, entries_from(rec["kb_before"]), own)
     saved: Mapping[str, Mapping[str, Any]] = rec.get("saved") or {}
     gone = [e for e in entries_from(rec["kb_before"]) if own.owns(e) and e.id not in existing]
     reuse = _earlier_copies(client, gone, saved)
-    plan = plan_rollback(rec, str(path), current, existing, settings.namespace, reuse)
+    plan = plan_rollback(
+        rec, str(path), current, existing, settings.namespace, reuse, settings.legacy_namespace
+    )
     _print(out, plan, dry_run, as_json)
     event(
         "rollback.plan",

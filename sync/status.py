@@ -9,8 +9,7 @@ from typing import Any, TextIO
 from .client import Client
 from .config import Settings
 from .errors import ApiError
-from .naming import parse
-from .remote import read_agent
+from .remote import ownership, read_agent
 
 
 def index_status(client: Client, doc_id: str, model: str) -> str:
@@ -29,7 +28,7 @@ def gather(client: Client, settings: Settings) -> dict[str, Any]:
     model = agent.embedding_model or settings.embedding_model
     entries = []
     for e in agent.entries:
-        m = parse(e.name, settings.namespace)
+        m = ownership(settings).managed(e.name)
         size = None
         with contextlib.suppress(ApiError):
             size = (client.get_document(e.id).get("metadata") or {}).get("size_bytes")

@@ -20,8 +20,7 @@ from .content import same_content
 from .domain import KbEntry
 from .errors import ApiError, ExitCode, NotFound
 from .local import LocalDoc, read_folder
-from .naming import parse
-from .remote import read_agent
+from .remote import ownership, read_agent
 from .status import index_status
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -56,7 +55,7 @@ class _Audit:
 
     def document(self, d: LocalDoc, e: KbEntry) -> None:
         """One local file's entry: content read back, index, and the RAG probe."""
-        m = parse(e.name, self.settings.namespace)
+        m = ownership(self.settings).managed(e.name)
         try:
             content = self.client.get_content(e.id)
             fmt = None
@@ -126,7 +125,7 @@ def audit(client: Client, settings: Settings, folder: str) -> dict[str, Any]:
     managed: dict[str, list[KbEntry]] = {}
     unmanaged = []
     for e in kb:
-        m = parse(e.name, settings.namespace)
+        m = ownership(settings).managed(e.name)
         if m:
             managed.setdefault(m.file, []).append(e)
         else:

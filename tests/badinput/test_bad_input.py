@@ -65,6 +65,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     env = {
         "ELEVENLABS_API_KEY": CANARY_KEY,
         "ELEVENLABS_AGENT_ID": agent,
+        "KB_SYNC_NAMESPACE": "kb-sync",
         "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),
     }
     return World(b, clock, agent, folder, env, b.agent_kb(agent))

@@ -82,6 +82,7 @@ def test_cli_upload_runs_the_push_with_the_given_env_clock_and_stdout(
             "ELEVENLABS_BASE_URL": server.url,
             "ELEVENLABS_API_KEY": "sk_emu_gen_env",
             "ELEVENLABS_AGENT_ID": agent,
+            "KB_SYNC_NAMESPACE": "kb-sync",
             "RAG_INDEXING_TIMEOUT": "10",
             "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),
         }

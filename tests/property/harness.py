@@ -77,7 +77,12 @@ class Crash(Killed):
 
 
 def env_for(agent_id: str, key: str, **extra: str) -> dict[str, str]:
-    return {"ELEVENLABS_API_KEY": key, "ELEVENLABS_AGENT_ID": agent_id, **extra}
+    return {
+        "ELEVENLABS_API_KEY": key,
+        "ELEVENLABS_AGENT_ID": agent_id,
+        "KB_SYNC_NAMESPACE": NS,
+        **extra,
+    }
 
 
 def writes(backend: Backend) -> list[Call]:

@@ -48,6 +48,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     env = {
         "ELEVENLABS_API_KEY": CANARY_KEY,
         "ELEVENLABS_AGENT_ID": agent,
+        "KB_SYNC_NAMESPACE": "kb-sync",
         "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),  # the env given is the only source
     }
     return {"b": b, "clock": clock, "agent": agent, "dir": folder, "env": env, "old": old}

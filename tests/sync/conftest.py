@@ -98,6 +98,7 @@ def kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kit]:
     env = {
         "ELEVENLABS_API_KEY": CANARY_KEY,
         "ELEVENLABS_AGENT_ID": agent_id,
+        "KB_SYNC_NAMESPACE": "kb-sync",  # the tests read names; the default is per agent
         "KB_SYNC_RECORD_DIR": str(records),  # settings come from the env given, only
     }
     k = Kit(backend, clock, agent_id, docs, records, env)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sync.config import load_settings
+from sync.config import default_namespace, load_settings
 from sync.errors import ConfigError, GuardRefused, InputError
 from sync.local import read_folder
 
@@ -19,7 +19,10 @@ def test_defaults() -> None:
     assert s.base_url == "https://api.elevenlabs.io"
     assert s.embedding_model == "multilingual_e5_large_instruct"
     assert s.index_timeout == 180
-    assert s.namespace == "kb-sync"
+    assert s.namespace == default_namespace("agent_abc") != "kb-sync"  # one per agent
+    assert s.legacy_namespace == "kb-sync" and s.folder == s.namespace
+    explicit = load_settings({**OK, "KB_SYNC_NAMESPACE": "kb-sync-staging"})
+    assert explicit.namespace == "kb-sync-staging" and explicit.legacy_namespace is None
     assert "k" * 12 not in repr(s)
 
 

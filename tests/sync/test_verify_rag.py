@@ -81,6 +81,7 @@ def served(tmp_path: Path) -> Iterator[tuple[RemoteEmulator, dict[str, str]]]:
             "PATH": os.environ["PATH"],
             "ELEVENLABS_API_KEY": CANARY_KEY,
             "ELEVENLABS_AGENT_ID": agent,
+            "KB_SYNC_NAMESPACE": "kb-sync",
             "ELEVENLABS_BASE_URL": server.url,
             "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),
             "TMPDIR": str(tmp_path),
