@@ -14,11 +14,13 @@ only a run that writes creates.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Iterable
 
 from .client import Client
+from .clock import Clock, SystemClock
 from .domain import Layout, RemoteDoc
-from .errors import SyncError
+from .errors import GuardRefused, SyncError
 from .log import event
 
 META = ".kb-sync"
@@ -40,26 +42,57 @@ def _folders_named(client: Client, name: str, parent_id: str | None) -> list[Rem
     return [d for d in found if d.is_folder and d.name == name and d.parent_id == parent_id]
 
 
-def ensure(client: Client, name: str, parent_id: str | None, known: str | None = None) -> str:
-    """The id of the folder ``name`` in ``parent_id``, created when missing (never two)."""
+ATTEMPTS = 4  # rounds of "two folders created in the same second": then give up
+
+
+def ensure(
+    client: Client,
+    name: str,
+    parent_id: str | None,
+    known: str | None = None,
+    clock: Clock | None = None,
+) -> str:
+    """The id of the folder ``name`` in ``parent_id``, created when missing, never two.
+
+    The same protocol as the lease (:mod:`sync.lease`): after my create, I keep my folder only
+    if every other folder of that name is strictly younger; an older one wins (mine is
+    removed); a tie (the same second) removes mine, waits a random moment and looks again."""
     if known:
         return known
-    existing = oldest(_folders_named(client, name, parent_id))
-    if existing is not None:
-        return existing.id
-    mine = str(client.create_folder(name, parent_id)["id"])
-    winner = oldest(_folders_named(client, name, parent_id))
-    winner_id = mine if winner is None else winner.id  # not listed yet: ours
-    if winner_id != mine:  # another run created it at the same moment: theirs is older
-        try:
-            client.delete_document(mine)
-        except SyncError as exc:
-            event("folder.race_cleanup_failed", logging.WARNING, id=mine, error=str(exc))
-    event("folder.created" if winner_id == mine else "folder.race", name=name, id=winner_id)
-    return winner_id
+    for attempt in range(ATTEMPTS):
+        existing = oldest(_folders_named(client, name, parent_id))
+        if existing is not None:
+            return existing.id
+        mine = str(client.create_folder(name, parent_id)["id"])
+        found = _folders_named(client, name, parent_id)
+        me = next((f for f in found if f.id == mine), None)
+        others = [f for f in found if f.id != mine]
+        if me is None or all((f.created or 0) > (me.created or 0) for f in others):
+            event("folder.created", name=name, id=mine)
+            return mine
+        _remove(client, mine)
+        older = [f for f in others if (f.created or 0) < (me.created or 0)]
+        if older:
+            winner = oldest(older)
+            assert winner is not None
+            event("folder.race", name=name, id=winner.id, note="another run's is older: used")
+            return winner.id
+        event("folder.tie", logging.WARNING, name=name, attempt=attempt + 1)
+        (clock or SystemClock()).sleep(random.uniform(0.2, 1.5))  # noqa: S311 - jitter
+    raise GuardRefused(
+        f"the KB folder {name!r} was created by another run at the same moment {ATTEMPTS} "
+        "times; nothing was changed; run again"
+    )
 
 
-def ensure_layout(client: Client, layout: Layout) -> Layout:
-    folder_id = ensure(client, layout.name, None, layout.folder_id)
-    meta_id = ensure(client, META, folder_id, layout.meta_id)
+def _remove(client: Client, folder_id: str) -> None:
+    try:
+        client.delete_document(folder_id)
+    except SyncError as exc:
+        event("folder.race_cleanup_failed", logging.WARNING, id=folder_id, error=str(exc))
+
+
+def ensure_layout(client: Client, layout: Layout, clock: Clock | None = None) -> Layout:
+    folder_id = ensure(client, layout.name, None, layout.folder_id, clock)
+    meta_id = ensure(client, META, folder_id, layout.meta_id, clock)
     return Layout(layout.name, folder_id, meta_id)

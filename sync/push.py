@@ -201,7 +201,7 @@ def _apply_push(
     quota_preflight(client, plan)
     _new_record(settings, args, plan, snap).check_writable()
     # a write is coming: our folder, the lease (exclusion across machines), then a fresh plan
-    layout = ensure_layout(client, snap.layout)
+    layout = ensure_layout(client, snap.layout, clock)
     assert layout.meta_id is not None
     opts = args.options or Options()
     leases = LeaseManager(
@@ -239,7 +239,7 @@ def _apply_planned(
     record.write()
     opts = args.options or Options()
     applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
-    applier.folder_id = (layout or ensure_layout(client, snap.layout)).folder_id
+    applier.folder_id = (layout or ensure_layout(client, snap.layout, clock)).folder_id
     for doc_id, doc in snap.docs.items():
         applier.known_ids.setdefault(doc.name, set()).add(doc_id)
     texts = {d.file: d.text for d in local}

@@ -213,7 +213,7 @@ def rollback_command(
         return ExitCode.OK
     opts = options or Options()
     _, layout = read_documents(client, settings)
-    layout = ensure_layout(client, layout)
+    layout = ensure_layout(client, layout, clock)
     assert layout.meta_id is not None
     ttl = lease_ttl(opts.index_wait)
     leases = LeaseManager(client, clock, layout.meta_id, settings.agent_id, ttl)
