@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from . import generate
 from .apply import Options
+from .cassette import tee
 from .client import Client
 from .clock import Clock, SystemClock
 from .config import load_settings
@@ -55,6 +56,7 @@ def run(
         settings = load_settings(env)
         register_secret(settings.api_key)
         clock = clock or SystemClock()
+        on_exchange = tee(on_exchange, settings.cassette)  # KB_SYNC_CASSETTE
         client = Client(settings.base_url, settings.api_key, clock=clock, on_exchange=on_exchange)
         return _dispatch(args, settings, client, clock, out)
     except SyncError as exc:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -94,6 +95,7 @@ class Client:
                 self.requests_sent += 1
                 if method != "GET":
                     self.writes_sent += 1
+            took = (self.clock.now(), time.monotonic())  # when it started; for its elapsed
             try:
                 resp = self._session().request(
                     method, self.base_url + path, params=params, json=body, timeout=self.timeout
@@ -103,12 +105,12 @@ class Client:
                 requests.Timeout,
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
-                self._record(method, path, params, body, None, None, str(exc))
+                self._record(method, path, params, body, None, None, str(exc), took)
                 delay = self._after_transport_error(method, path, exc, attempt, idempotent)
             else:
                 self._answered = True
                 payload = payload_of(resp, expect_json)
-                self._record(method, path, params, body, resp.status_code, payload, None)
+                self._record(method, path, params, body, resp.status_code, payload, None, took)
                 if resp.status_code < 400:
                     return checked(method, path, resp, payload, expect_json)
                 delay = self._after_error_status(method, path, resp, attempt, idempotent)
@@ -183,6 +185,7 @@ class Client:
         status: int | None,
         response: Any,
         error: str | None,
+        took: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         if self.on_exchange is None:
             return
@@ -199,6 +202,8 @@ class Client:
                             "status": status,
                             "response": text[:2000] if text is not None else response,
                             "error": error,
+                            "at": took[0],
+                            "elapsed": time.monotonic() - took[1],
                         },
                         ensure_ascii=False,
                         default=str,

@@ -30,6 +30,7 @@ class Settings:
     namespace: str = DEFAULT_NAMESPACE
     record_dir: str = "reports/runs"
     folder: str = DEFAULT_NAMESPACE  # the KB folder of the managed documents
+    cassette: str | None = None  # KB_SYNC_CASSETTE: append every HTTP exchange there
     # the old shared default, whose documents attached to this agent are adopted (only when
     # KB_SYNC_NAMESPACE is not set: the derived default replaced it)
     legacy_namespace: str | None = None
@@ -158,4 +159,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         embedding_model=model,
         index_timeout=timeout,
         namespace=ns,
+        cassette=env.get("KB_SYNC_CASSETTE", "").strip() or None,
     )
