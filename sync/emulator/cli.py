@@ -1,4 +1,6 @@
-"""``kb-sync emulator`` / ``python -m sync.emulator``: serve a seeded emulator on loopback."""
+"""``kb-sync emulator`` / ``python -m sync.emulator``: serve a seeded emulator on loopback;
+``kb-sync emulator replay PATH [--json]``: replay a cassette against a fresh one
+(:mod:`sync.emulator.replay`)."""
 
 from __future__ import annotations
 
@@ -79,5 +81,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = configure(argparse.ArgumentParser(prog="python -m sync.emulator"))
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["replay"]:
+        from sync.emulator.replay import main as replay
+
+        return replay(argv[1:])
+    parser = configure(
+        argparse.ArgumentParser(
+            prog="python -m sync.emulator",
+            epilog="kb-sync emulator replay PATH [--json]: replay a cassette (KB_SYNC_CASSETTE) "
+            "against a fresh emulator; see kb-sync emulator replay -h",
+        )
+    )
     return run(parser.parse_args(argv))
