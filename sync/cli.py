@@ -18,7 +18,7 @@ from .cassette import tee
 from .client import Client
 from .clock import Clock, SystemClock
 from .config import load_settings
-from .errors import ExitCode, SyncError
+from .errors import ConfigError, ExitCode, SyncError
 from .log import event, redact, register_secret, setup
 from .parser import build_parser
 
@@ -157,8 +157,21 @@ def _dispatch(
     if args.command == "verify":
         from .verify import verify_command
 
-        return verify_command(client, settings, args.dir, out, args.json)
+        extra = _questions_hook(args, client, settings, clock)
+        return verify_command(client, settings, args.dir, out, args.json, extra)
     raise AssertionError(args.command)  # pragma: no cover
+
+
+def _questions_hook(args: argparse.Namespace, client: Client, settings: Any, clock: Clock) -> Any:
+    """``verify --questions FILE [--agent-tests]``'s hook (:mod:`sync.ask_command`), or None."""
+    if args.questions is None:
+        if args.agent_tests:
+            raise ConfigError("--agent-tests needs --questions FILE; add the questions file")
+        return None
+    from .ask_command import AskArgs, questions_hook
+
+    ask = AskArgs(args.questions, args.dir, args.agent_tests, args.agent_tests_timeout)
+    return questions_hook(ask, client, settings, clock)
 
 
 def _terminated(signum: int, frame: object) -> None:

@@ -149,6 +149,33 @@ def _verify(sp: argparse.ArgumentParser) -> None:
         "--dir", required=True, help="the folder of *.md documents the agent must equal"
     )
     sp.add_argument("--json", action="store_true", help="machine-readable report")
+    _questions(sp)
+
+
+def _questions(sp: argparse.ArgumentParser) -> None:
+    """verify's questions: ``docs/questions.md``."""
+    sp.add_argument(
+        "--questions",
+        metavar="FILE",
+        help="also ask each question of FILE (TOML, [[question]] ask/expect/file; "
+        "docs/questions.md) through the agent's retrieval (rag-query, the agent's defaults): "
+        "every expected string must be in the retrieved chunks (of the file's current "
+        "document when file is given); exit 6 when any question fails, 5 when FILE is malformed",
+    )
+    sp.add_argument(
+        "--agent-tests",
+        action="store_true",
+        help="with --questions: also run the questions as ElevenLabs agent response tests "
+        "(one test per question, reused across runs, one run-tests call). OPT-IN: on the real "
+        "service every run COSTS LLM CREDITS (an LLM judges each answer)",
+    )
+    sp.add_argument(
+        "--agent-tests-timeout",
+        type=_positive,
+        default=300.0,
+        metavar="SECONDS",
+        help="how long to wait for the agent tests to finish (default 300)",
+    )
 
 
 def _unlock(sp: argparse.ArgumentParser) -> None:

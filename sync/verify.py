@@ -12,6 +12,7 @@ import html
 import json
 import re
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, TextIO
 
 from .client import Client
@@ -156,9 +157,17 @@ def audit(client: Client, settings: Settings, folder: str) -> dict[str, Any]:
 
 
 def verify_command(
-    client: Client, settings: Settings, folder: str, out: TextIO, as_json: bool
+    client: Client,
+    settings: Settings,
+    folder: str,
+    out: TextIO,
+    as_json: bool,
+    extra: Callable[[dict[str, Any]], list[str]] | None = None,
 ) -> int:
+    """``extra``: more checks on the report (``--questions``, :mod:`sync.ask_command`); it
+    adds to the report and returns its text lines."""
     report = audit(client, settings, folder)
+    lines = extra(report) if extra is not None else []
     if as_json:
         out.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     else:
@@ -166,6 +175,7 @@ def verify_command(
             out.write(f"{'PASS' if c['ok'] else 'FAIL'}  {c['check']}  {c['detail']}\n")
         for u in report["unmanaged"]:
             out.write(f"info  unmanaged entry kept: {u['name']} [{u['id']}]\n")
+        out.writelines(line + "\n" for line in lines)
         q = report["quota"]
         out.write(f"info  quota: {q.get('total_used_bytes')} of {q.get('total_max_bytes')} bytes\n")
         n_fail = sum(1 for c in report["checks"] if not c["ok"])

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import sync.emulator.agent_test_responses as testing
 import sync.emulator.branch_responses as branches
 import sync.emulator.control as control
 import sync.emulator.responses as api
@@ -73,6 +74,12 @@ URLS: tuple[Route, ...] = (
     _api("GET", "/agents/{agent_id}/branches/{branch_id}", branches.get_branch),
     _api("PATCH", "/agents/{agent_id}/branches/{branch_id}", branches.patch_branch),
     _api("POST", "/agents/{agent_id}/branches/{branch_id}/merge", branches.merge_branch),
+    _api("POST", "/agent-testing/create", testing.create_test),
+    _api("GET", "/agent-testing", testing.list_tests),
+    _api("GET", "/agent-testing/{test_id}", testing.get_test),
+    _api("DELETE", "/agent-testing/{test_id}", testing.delete_test),
+    _api("POST", "/agents/{agent_id}/run-tests", testing.run_tests),
+    _api("GET", "/test-invocations/{invocation_id}", testing.get_invocation),
     _control("POST", "/reset", control.reset),
     _control("POST", "/agents", control.seed_agent),
     _control("POST", "/documents", control.seed_document),
@@ -90,6 +97,9 @@ URLS: tuple[Route, ...] = (
     _control("POST", "/folders", control.seed_folder),
     _control("POST", "/branches", control.seed_branch),
     _control("GET", "/state", control.state),
+    _control("POST", "/agent-tests/behaviour", testing.control_behaviour),
+    _control("POST", "/agent-tests/settings", testing.control_settings),
+    _control("GET", "/agent-tests", testing.control_state),
 )
 
 
