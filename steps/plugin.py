@@ -21,6 +21,7 @@ from steps.world import Evidence, World
 SCENARIO_KEY = pytest.StashKey[dict[str, Any]]()
 REPORTS = ROOT / "reports"
 HTML_REPORT = "validation-report.html"
+CASSETTE_TARGETS = ("http", "staging")  # the targets that write reports/cassette-<target>.jsonl
 
 SECTIONS = [  # (marker, section title) in the handoff guide's order
     ("smoke", "5.1 Smoke test"),
@@ -61,6 +62,28 @@ def reports_dir(config: pytest.Config) -> Path:
     return Path(os.environ.get("KB_SYNC_REPORTS_DIR", "") or REPORTS)
 
 
+def cassette_path(reports: Path, target: str) -> Path:
+    return reports / f"cassette-{target}.jsonl"
+
+
+def _fidelity(reports: Path, target: str) -> dict[str, Any] | None:
+    """The "Emulator fidelity" section: this target's cassette replayed against a fresh
+    emulator (None when there is no cassette)."""
+    path = cassette_path(reports, target)
+    if not path.is_file():
+        return None
+    from sync.emulator.replay import replay_file
+    from sync.emulator.replay_cassette import CassetteError
+    from sync.emulator.replay_report import report_data
+
+    try:
+        return report_data(replay_file(path))
+    except CassetteError as exc:
+        return {"cassette": str(path), "error": str(exc)}
+    except Exception as exc:  # a bug in the replay must not cost the report
+        return {"cassette": str(path), "error": f"the replay failed: {type(exc).__name__}: {exc}"}
+
+
 # ---------------------------------------------------------------------------- collection
 
 
@@ -97,6 +120,9 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     runs = reports / "runs" / f"acceptance-{name}"
     shutil.rmtree(runs, ignore_errors=True)
     runs.mkdir(parents=True, exist_ok=True)
+    if name in CASSETTE_TARGETS:  # this session's exchanges, for the replay at the end
+        t.cassette = cassette_path(reports, name)
+        t.cassette.unlink(missing_ok=True)
     STATE.target, STATE.target_name = t, name
     t.start()
     # the finalizer runs even when scenarios fail: staging gets its knowledge base back
@@ -120,6 +146,7 @@ def world(
     request: pytest.FixtureRequest, target: Target, evidence: Evidence, tmp_path: Path
 ) -> Iterator[World]:
     target.begin_scenario()
+    target.record(request.node.name, {m.name for m in request.node.iter_markers()})
     record_dir = (
         reports_dir(request.config)
         / "runs"
@@ -294,30 +321,8 @@ def _leak_scan(key: str, reports: Path, outputs: list[str]) -> tuple[list[str], 
     return found, n
 
 
-def _report_data(session: pytest.Session) -> dict[str, Any]:
-    from sync import __version__
-
-    t = STATE.target
-    scenarios = STATE.scenarios
-    order = {"failed": 0, "xpass": 1, "xfail": 2, "passed": 3, "skipped": 4}
-    scenarios.sort(key=lambda s: (order.get(s["outcome"], 9), s["section"], s["name"]))
-    sections: list[dict[str, Any]] = []
-    for _marker, title in [*SECTIONS, ("", "Other")]:
-        mine = [s for s in scenarios if s["section"] == title]
-        if not mine:
-            continue
-        outs = {s["outcome"] for s in mine}
-        status = (
-            "failed"
-            if outs & {"failed", "xpass"}
-            else "passed"
-            if "passed" in outs
-            else "xfail"
-            if "xfail" in outs
-            else "skipped"
-        )
-        sections.append({"title": title, "status": status, "scenarios": mine})
-    sections.sort(key=lambda s: order.get(str(s["status"]), 9))
+def _dod(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each definition-of-done item with the checks that proved it, failures first."""
     dod: list[dict[str, Any]] = []
     for item in DOD_ITEMS:
         checks = [
@@ -347,6 +352,34 @@ def _report_data(session: pytest.Session) -> dict[str, Any]:
         status = "missing" if not checks else "passed" if all(c["ok"] for c in checks) else "failed"
         dod.append({"item": item, "status": status, "checks": checks})
     dod.sort(key=lambda d: {"failed": 0, "missing": 1, "passed": 2}[str(d["status"])])
+    return dod
+
+
+def _report_data(session: pytest.Session) -> dict[str, Any]:
+    from sync import __version__
+
+    t = STATE.target
+    scenarios = STATE.scenarios
+    order = {"failed": 0, "xpass": 1, "xfail": 2, "passed": 3, "skipped": 4}
+    scenarios.sort(key=lambda s: (order.get(s["outcome"], 9), s["section"], s["name"]))
+    sections: list[dict[str, Any]] = []
+    for _marker, title in [*SECTIONS, ("", "Other")]:
+        mine = [s for s in scenarios if s["section"] == title]
+        if not mine:
+            continue
+        outs = {s["outcome"] for s in mine}
+        status = (
+            "failed"
+            if outs & {"failed", "xpass"}
+            else "passed"
+            if "passed" in outs
+            else "xfail"
+            if "xfail" in outs
+            else "skipped"
+        )
+        sections.append({"title": title, "status": status, "scenarios": mine})
+    sections.sort(key=lambda s: order.get(str(s["status"]), 9))
+    dod = _dod(scenarios)
     totals: dict[str, int] = {}
     for s in scenarios:
         totals[s["outcome"]] = totals.get(s["outcome"], 0) + 1
@@ -367,6 +400,7 @@ def _report_data(session: pytest.Session) -> dict[str, Any]:
         "dod": dod,
         "leaks": STATE.leaks,
         "scan_files": STATE.scan_files,
+        "fidelity": _fidelity(reports_dir(session.config), STATE.target_name),
     }
 
 

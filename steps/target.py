@@ -226,6 +226,11 @@ class Target:
         self.reports = reports
         self.outputs: list[str] = []  # every captured stdout/stderr, for the leak scan
         self.agents_seen: list[str] = []
+        self.cassette: Path | None = None  # KB_SYNC_CASSETTE for every kb-sync run (if set)
+        self.recording = True  # this scenario's runs go to the cassette
+
+    def record(self, scenario: str, tags: set[str]) -> None:
+        """Start a scenario in the cassette (where the target has one)."""
 
     @property
     def faults(self) -> Faults | None:
@@ -275,13 +280,16 @@ class Target:
 
     # the CLI
     def env(self, agent_id: str) -> dict[str, str]:
-        return {
+        env = {
             "ELEVENLABS_API_KEY": self.key,
             "ELEVENLABS_AGENT_ID": agent_id,
             "ELEVENLABS_BASE_URL": self.base_url,
             "KB_SYNC_NAMESPACE": self.namespace,
             "RAG_INDEXING_TIMEOUT": "60",
         }
+        if self.cassette is not None and self.recording:
+            env["KB_SYNC_CASSETTE"] = str(self.cassette)
+        return env
 
     def run(self, argv: list[str], env: dict[str, str], record_dir: Path, cwd: Path) -> RunResult:
         raise NotImplementedError
@@ -425,6 +433,16 @@ class HttpTarget(_BackendTarget):
         self.backend.reset()
         self.backend.after_request.clear()
 
+    def record(self, scenario: str, tags: set[str]) -> None:
+        """The cassette holds the scenarios staging runs (not ``@fault`` / ``@emulator_only``:
+        their faults and emulator control are not in it), one segment each: the backend is
+        reset between scenarios, so the replay starts a fresh emulator there too."""
+        self.recording = not tags & {"fault", "emulator_only"}
+        if self.cassette is not None and self.recording:
+            from sync.cassette import Cassette
+
+            Cassette(self.cassette).mark("segment", name=scenario)
+
     def run(self, argv: list[str], env: dict[str, str], record_dir: Path, cwd: Path) -> RunResult:
         keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
         full = {k: v for k, v in os.environ.items() if k in keep}
@@ -472,11 +490,15 @@ class StagingTarget(Target):
         self.snapshot: list[dict[str, Any]] = []
 
     def start(self) -> None:
+        from sync.cassette import tee
         from sync.client import Client
         from sync.log import register_secret
 
         register_secret(self.key)
-        self.client = Client(self.base_url, self.key, on_exchange=self.exchanges.append)
+        # the harness's own requests (seeding, UI edits, clean-up) belong in the cassette too:
+        # they are what happened to the workspace between the kb-sync runs
+        record = tee(self.exchanges.append, self.cassette)
+        self.client = Client(self.base_url, self.key, on_exchange=record)
         self.snapshot = self.kb(self.config.agent_id)
         self.baseline = len(self.snapshot)
         self.agents_seen.append(self.config.agent_id)

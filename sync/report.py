@@ -12,7 +12,14 @@ and returns the HTML; :func:`write_report` writes it. The data's shape::
                    "checks": [{"item", "ok", "detail", "dod"}],
                    "commands": [{"command", "exit_code", "seconds", "requests", "writes"}],
                    "facts": {...}}]}],
-     "dod": [{"item", "status", "checks": [{"scenario", "item", "ok", "detail"}]}]}
+     "dod": [{"item", "status", "checks": [{"scenario", "item", "ok", "detail"}]}],
+     "fidelity": None or {"cassette", "error", "exchanges", "agree", "ratio", "summary",
+                  "notes", "aspects", "operations": [{"operation", "exchanges", "agree",
+                  <aspect>: n}], "differences": [{"seq", "method", "path", "aspect",
+                  "recorded", "emulator"}], "more", "advice"}}
+
+``fidelity`` (the "Emulator fidelity" section) is there when the target's cassette
+(``reports/cassette-<target>.jsonl``) was replayed: ``sync.emulator.replay_report.report_data``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,6 @@ import re
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -33,40 +32,15 @@ from sync.clock import FakeClock
 from sync.emulator.backend import Backend
 from sync.emulator.faults import FaultRule
 from sync.emulator.replay_cassette import Cassette, CassetteError, Exchange, load_cassette
-from sync.emulator.replay_compare import TRANSIENT, Difference, compare, error_of, operation
+from sync.emulator.replay_compare import TRANSIENT, Fidelity, compare, error_of, operation
 from sync.emulator.replay_index import Sequences, fit_index_seconds, observations
+from sync.emulator.replay_report import render_text
 from sync.emulator.replay_seed import Seeder, Sightings
 from sync.emulator.replay_spec import Spec
 from sync.emulator.wire import maybe_json
 
 REPLAY_KEY = "sk_replay_0123456789abcdef"
 EXIT_OK, EXIT_BAD_INPUT, EXIT_DIFFERENT = 0, 5, 6
-
-
-@dataclass
-class Fidelity:
-    path: str
-    exchanges: int
-    differences: list[Difference]
-    index_seconds: float
-    labels: list[str] = field(default_factory=list)
-    segments: int = 1
-    transient: int = 0  # 429/5xx injected as recorded
-    dropped: int = 0  # answer lost: not sent again
-    spec: str | None = None  # the spec file checked against (None: not checked)
-    spec_notes: list[str] = field(default_factory=list)
-    ops: dict[str, list[Exchange]] = field(default_factory=dict)
-
-    @property
-    def agree(self) -> int:
-        return self.exchanges - len({d.seq for d in self.differences})
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "exchanges": self.exchanges,
-            "agree": self.agree,
-            "differences": [d.to_dict() for d in self.differences],
-        }
 
 
 def _timed(exchanges: list[Exchange], start: float) -> Iterator[tuple[float, Exchange]]:
@@ -204,8 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sync.emulator.replay_report import render_text
-
     args = build_parser().parse_args(argv)
     try:
         fid = replay_file(args.path)

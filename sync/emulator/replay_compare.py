@@ -1,13 +1,15 @@
 """Comparing one recorded exchange with the emulator's answer to the same request: status,
 error code/status, response shape (the keys present, with the spec's required keys) and
-timing. Index status sequences span exchanges: :mod:`sync.emulator.replay_index`."""
+timing. Index status sequences span exchanges: :mod:`sync.emulator.replay_index`. A
+replay's result is a :class:`Fidelity`."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import sync.emulator.urls as urls
+from sync.emulator.replay_cassette import Exchange
 
 ASPECTS = ("status", "error", "keys", "index", "timing")
 TIMING_SLACK = 1.0  # seconds: a call this much slower (or faster) than the emulator's matters
@@ -25,6 +27,32 @@ class Difference:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class Fidelity:
+    path: str
+    exchanges: int
+    differences: list[Difference]
+    index_seconds: float
+    labels: list[str] = field(default_factory=list)
+    segments: int = 1
+    transient: int = 0  # 429/5xx injected as recorded
+    dropped: int = 0  # answer lost: not sent again
+    spec: str | None = None  # the spec file checked against (None: not checked)
+    spec_notes: list[str] = field(default_factory=list)
+    ops: dict[str, list[Exchange]] = field(default_factory=dict)
+
+    @property
+    def agree(self) -> int:
+        return self.exchanges - len({d.seq for d in self.differences})
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "exchanges": self.exchanges,
+            "agree": self.agree,
+            "differences": [d.to_dict() for d in self.differences],
+        }
 
 
 def operation(method: str, path: str) -> str:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sync.emulator.replay import Fidelity
-from sync.emulator.replay_compare import ASPECTS
+from sync.emulator.replay_compare import ASPECTS, Fidelity
 
 MAX_LISTED = 50  # differences listed one by one in the text output
 ADVICE = (

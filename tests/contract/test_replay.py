@@ -278,3 +278,37 @@ def test_the_replay_runs_without_the_test_extra(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "0 differences" in proc.stdout
+
+
+def test_the_validation_report_shows_the_fidelity_section(tmp_path: Path) -> None:
+    from sync.emulator.replay_report import report_data
+    from sync.report import render_report
+
+    path, _at = edited(tmp_path)
+    data = report_data(replay_file(path))
+    assert (data["exchanges"] - data["agree"], len(data["differences"])) == (4, 4)
+    html = render_report(
+        {
+            "title": "t",
+            "target": "staging",
+            "sections": [],
+            "dod": [],
+            "totals": {},
+            "agents": [],
+            "leaks": [],
+            "fidelity": data,
+        }
+    )
+    assert "Emulator fidelity" in html and "What to do" in html
+    assert html.count("<td>index</td>") == 1 and "document_not_found" in html
+    assert "Emulator fidelity" not in render_report(
+        {
+            "title": "t",
+            "target": "emulator",
+            "sections": [],
+            "dod": [],
+            "totals": {},
+            "agents": [],
+            "leaks": [],
+        }
+    )
