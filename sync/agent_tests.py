@@ -78,7 +78,7 @@ def prefix(namespace: str) -> str:
     return f"{namespace}:question#"
 
 
-def test_name(namespace: str, q: Question) -> str:
+def agent_test_name(namespace: str, q: Question) -> str:
     ask = " ".join(q.ask.split())
     return f"{prefix(namespace)}{q.digest} {ask[:80]}"
 
@@ -102,9 +102,9 @@ def success_condition(q: Question) -> str:
     )
 
 
-def test_body(namespace: str, q: Question) -> Json:
+def agent_test_body(namespace: str, q: Question) -> Json:
     return {
-        "name": test_name(namespace, q),
+        "name": agent_test_name(namespace, q),
         "type": "llm",
         "chat_history": [{"role": "user", "message": q.ask, "time_in_call_secs": 0}],
         "success_condition": success_condition(q),
@@ -114,7 +114,7 @@ def test_body(namespace: str, q: Question) -> Json:
 
 
 @dataclass
-class TestsPlan:
+class AgentTestsPlan:
     reuse: dict[str, str] = field(default_factory=dict)  # digest -> test id
     create: list[Question] = field(default_factory=list)
     delete: list[Json] = field(default_factory=list)  # tests of removed questions, duplicates
@@ -122,10 +122,10 @@ class TestsPlan:
 
 def plan_tests(
     existing: Sequence[Json], questions: Sequence[Question], namespace: str
-) -> TestsPlan:
+) -> AgentTestsPlan:
     """Which of the namespace's tests to reuse, which questions need one, what to delete."""
     wanted = {q.digest: q for q in questions}
-    plan = TestsPlan()
+    plan = AgentTestsPlan()
     for t in existing:
         digest = digest_of(str(t.get("name") or ""), namespace)
         if digest is None:
@@ -164,7 +164,7 @@ def outcome(run: Json | None) -> tuple[str, str]:
 
 
 @dataclass
-class TestsReport:
+class AgentTestsReport:
     created: int = 0
     reused: int = 0
     deleted: int = 0
@@ -211,17 +211,17 @@ def poll(api: AgentTestsApi, inv: Json, clock: Clock, timeout: float) -> tuple[J
 
 def sync_tests(
     api: AgentTestsApi, questions: Sequence[Question], namespace: str
-) -> tuple[dict[str, str], TestsReport]:
+) -> tuple[dict[str, str], AgentTestsReport]:
     """Create the missing tests and delete the unwanted ones; digest -> test id."""
     plan = plan_tests(list(api.list(prefix(namespace))), questions, namespace)
     ids = dict(plan.reuse)
     for q in plan.create:
-        ids[q.digest] = api.create(test_body(namespace, q))
+        ids[q.digest] = api.create(agent_test_body(namespace, q))
         event("agent_test.created", question=q.number, id=ids[q.digest])
     for t in plan.delete:
         api.delete(str(t["id"]))
         event("agent_test.deleted", id=t.get("id"), name=t.get("name"))
-    return ids, TestsReport(len(plan.create), len(plan.reuse), len(plan.delete))
+    return ids, AgentTestsReport(len(plan.create), len(plan.reuse), len(plan.delete))
 
 
 def run_agent_tests(
@@ -231,7 +231,7 @@ def run_agent_tests(
     questions: Sequence[Question],
     clock: Clock,
     timeout: float,
-) -> TestsReport:
+) -> AgentTestsReport:
     api = AgentTestsApi(client)
     ids, report = sync_tests(api, questions, namespace)
     test_ids = list(dict.fromkeys(ids[q.digest] for q in questions))

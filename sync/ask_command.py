@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .agent_tests import TestsReport, run_agent_tests
+from .agent_tests import AgentTestsReport, run_agent_tests
 from .asking import Docs, Verdict, judge
 from .client import Client
 from .clock import Clock
@@ -87,7 +87,7 @@ def question_lines(verdicts: list[Verdict]) -> list[str]:
     return lines
 
 
-def test_lines(r: TestsReport) -> list[str]:
+def test_lines(r: AgentTestsReport) -> list[str]:
     lines = [
         f"info  agent tests: {r.created} created, {r.reused} reused, {r.deleted} deleted; "
         f"invocation {r.invocation_id or '-'}"

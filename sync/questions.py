@@ -107,7 +107,9 @@ def _question(p: Path, n: int, item: Any) -> Question:
         raise InputError(f'{at}: ask must be a non-empty string; write ask = "the question"')
     expect = item.get("expect")
     if isinstance(expect, str):
-        raise InputError(f"{at}: expect is a string; write it as a list: expect = [{expect!r}]")
+        raise InputError(
+            f"{at}: expect is a string; write it as a list: expect = [{_toml_string(expect)}]"
+        )
     if (
         not isinstance(expect, list)
         or not expect

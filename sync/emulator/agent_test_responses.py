@@ -13,7 +13,7 @@ from typing import Any
 
 import sync.emulator.exceptions as exc
 import sync.emulator.validation as check
-from sync.emulator.agent_tests import AgentTest, Invocation, TestRun, testing_of
+from sync.emulator.agent_tests import AgentTest, AgentTestRun, Invocation, agent_testing
 from sync.emulator.agents import OWNER
 from sync.emulator.exceptions import ValidationFailed
 from sync.emulator.models import Workspace
@@ -121,8 +121,8 @@ def summary_view(t: AgentTest) -> dict[str, Any]:
     }
 
 
-def run_view(ws: Workspace, run: TestRun) -> dict[str, Any]:
-    status = testing_of(ws).status(run)
+def run_view(ws: Workspace, run: AgentTestRun) -> dict[str, Any]:
+    status = agent_testing(ws).status(run)
     done = status != "pending"
     return {
         "test_run_id": run.id,
@@ -140,7 +140,7 @@ def run_view(ws: Workspace, run: TestRun) -> dict[str, Any]:
             if done
             else None
         ),
-        "last_updated_at_unix": int(run.started + (testing_of(ws).run_seconds if done else 0)),
+        "last_updated_at_unix": int(run.started + (agent_testing(ws).run_seconds if done else 0)),
     }
 
 
@@ -160,16 +160,16 @@ def invocation_view(ws: Workspace, inv: Invocation) -> dict[str, Any]:
 
 def create_test(ws: Workspace, req: Request) -> Response:
     name, body = create_body(check.object_body(req))
-    return _ok({"id": testing_of(ws).create(name, body).id})
+    return _ok({"id": agent_testing(ws).create(name, body).id})
 
 
 def get_test(ws: Workspace, req: Request) -> Response:
-    t = testing_of(ws).test(req.params["test_id"])
+    t = agent_testing(ws).test(req.params["test_id"])
     return _ok({"id": t.id, "name": t.name, **t.body})
 
 
 def delete_test(ws: Workspace, req: Request) -> Response:
-    testing_of(ws).delete(req.params["test_id"])
+    agent_testing(ws).delete(req.params["test_id"])
     return _ok({})
 
 
@@ -179,7 +179,7 @@ def list_tests(ws: Workspace, req: Request) -> Response:
     cursor = req.one("cursor")
     after = int(check.decode_cursor(cursor)[0]) if cursor else 0
     search = (req.one("search") or "").casefold()
-    tests = sorted(testing_of(ws).tests.values(), key=lambda t: t.seq)
+    tests = sorted(agent_testing(ws).tests.values(), key=lambda t: t.seq)
     hits = [t for t in tests if t.seq > after and search in t.name.casefold()]
     page = hits[:page_size]
     more = len(hits) > page_size
@@ -196,11 +196,11 @@ def run_tests(ws: Workspace, req: Request) -> Response:
     agent_id = req.params["agent_id"]
     ws.agent(agent_id)  # 404 first
     test_ids, branch_id = run_body(check.object_body(req))
-    return _ok(invocation_view(ws, testing_of(ws).run(agent_id, branch_id, test_ids)))
+    return _ok(invocation_view(ws, agent_testing(ws).run(agent_id, branch_id, test_ids)))
 
 
 def get_invocation(ws: Workspace, req: Request) -> Response:
-    return _ok(invocation_view(ws, testing_of(ws).invocation(req.params["invocation_id"])))
+    return _ok(invocation_view(ws, agent_testing(ws).invocation(req.params["invocation_id"])))
 
 
 # --------------------------------------------------------------------------- control
@@ -210,7 +210,7 @@ def control_behaviour(backend: Any, req: Request) -> Any:
     """``POST /_emulator/agent-tests/behaviour {match, behaviour, times?}``."""
     with backend.lock:
         times = req.data.get("times")
-        testing_of(backend).set_behaviour(
+        agent_testing(backend).set_behaviour(
             str(req.data["match"]),
             str(req.data["behaviour"]),
             None if times is None else int(times),
@@ -221,11 +221,11 @@ def control_behaviour(backend: Any, req: Request) -> Any:
 def control_settings(backend: Any, req: Request) -> Any:
     """``POST /_emulator/agent-tests/settings {run_seconds}``."""
     with backend.lock:
-        testing_of(backend).run_seconds = float(req.data["run_seconds"])
+        agent_testing(backend).run_seconds = float(req.data["run_seconds"])
     return {}
 
 
 def control_state(backend: Any, req: Request) -> Any:
     """``GET /_emulator/agent-tests``: tests, invocations (with their runs), behaviours."""
     with backend.lock:
-        return testing_of(backend).state()
+        return agent_testing(backend).state()

@@ -18,7 +18,7 @@ rules first): ``error`` (the run fails without a verdict, ``condition_result.res
 "unknown"`` and a rationale saying it errored), ``never`` (the run stays ``pending``),
 ``normal``.
 
-The state hangs off the workspace (:func:`testing_of`) and starts over when the workspace is
+The state hangs off the workspace (:func:`agent_testing`) and starts over when the workspace is
 reset (a new ``agents`` dict is the sign), so neither ``models`` nor ``backend`` has to know.
 """
 
@@ -41,7 +41,7 @@ TOP_ANSWER = 3  # the answer: the chunks tied at the best distance, at most this
 _QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
 
 
-class TestNotFound(EmulatorError):
+class AgentTestNotFound(EmulatorError):
     """[guess] the code and wording: the spec lists only 200 and 422."""
 
     def __init__(self, what: str, ident: str) -> None:
@@ -61,7 +61,7 @@ class AgentTest:
 
 
 @dataclass
-class TestRun:
+class AgentTestRun:
     id: str
     test: AgentTest
     invocation_id: str
@@ -80,7 +80,7 @@ class Invocation:
     agent_id: str
     branch_id: str | None
     created_at: float
-    runs: list[TestRun] = field(default_factory=list)
+    runs: list[AgentTestRun] = field(default_factory=list)
 
 
 def normalise(text: str) -> str:
@@ -137,7 +137,7 @@ class AgentTesting:
     def test(self, test_id: str) -> AgentTest:
         test = self.tests.get(test_id)
         if test is None:
-            raise TestNotFound("test", test_id)
+            raise AgentTestNotFound("test", test_id)
         return test
 
     def delete(self, test_id: str) -> None:
@@ -185,7 +185,7 @@ class AgentTesting:
             if behaviour == "error":
                 verdict, why = "unknown", "the test run errored (emulator behaviour 'error')"
             inv.runs.append(
-                TestRun(
+                AgentTestRun(
                     self._id(),
                     test,
                     inv.id,
@@ -204,10 +204,10 @@ class AgentTesting:
     def invocation(self, invocation_id: str) -> Invocation:
         inv = self.invocations.get(invocation_id)
         if inv is None:
-            raise TestNotFound("test_invocation", invocation_id)
+            raise AgentTestNotFound("test_invocation", invocation_id)
         return inv
 
-    def status(self, run: TestRun) -> str:
+    def status(self, run: AgentTestRun) -> str:
         if run.behaviour == "never" or self.ws.now() < run.started + self.run_seconds:
             return "pending"
         return "passed" if run.verdict == "success" else "failed"
@@ -230,7 +230,7 @@ class AgentTesting:
         }
 
 
-def testing_of(ws: Workspace) -> AgentTesting:
+def agent_testing(ws: Workspace) -> AgentTesting:
     """The workspace's agent-testing state (a new one after a reset). Caller holds the lock."""
     current: AgentTesting | None = ws.__dict__.get("_agent_testing")
     if current is None or current.agents is not ws.agents:
