@@ -186,7 +186,7 @@ def list_tests(ws: Workspace, req: Request) -> Response:
     return _ok(
         {
             "tests": [summary_view(t) for t in page],
-            "next_cursor": check.encode_cursor([page[-1].seq]) if more else None,
+            "next_cursor": check.encode_cursor([page[-1].seq, page[-1].id]) if more else None,
             "has_more": more,
         }
     )
