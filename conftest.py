@@ -21,6 +21,7 @@ pytest_plugins = [
     "steps.observability",
     "steps.safety",
     "steps.resilience",
+    "steps.questions",
 ]
 
 

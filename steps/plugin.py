@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from steps.questions import report_rows
 from steps.target import ROOT, Faults, StagingRefused, Target, make_target
 from steps.world import Evidence, World
 
@@ -33,6 +34,7 @@ SECTIONS = [  # (marker, section title) in the handoff guide's order
     ("rollback", "9 Rollback"),
     ("dod", "10 Definition of done"),
     ("safety", "Safety: guards and bad input"),
+    ("questions", "Questions the agent must answer"),
 ]
 DOD_ITEMS = [
     "No duplicate entries",
@@ -401,6 +403,7 @@ def _report_data(session: pytest.Session) -> dict[str, Any]:
         "leaks": STATE.leaks,
         "scan_files": STATE.scan_files,
         "fidelity": _fidelity(reports_dir(session.config), STATE.target_name),
+        "questions": report_rows(scenarios),  # the "Questions" section (steps/questions.py)
     }
 
 

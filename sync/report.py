@@ -20,6 +20,10 @@ and returns the HTML; :func:`write_report` writes it. The data's shape::
 
 ``fidelity`` (the "Emulator fidelity" section) is there when the target's cassette
 (``reports/cassette-<target>.jsonl``) was replayed: ``sync.emulator.replay_report.report_data``.
+
+``questions`` (the "Questions" section, failures first): every question a scenario asked with
+``kb-sync verify --questions``, ``[{"scenario", "question", "expected", "evidence", "verdict",
+"ok"}]`` (``steps.questions.report_rows``).
 """
 
 from __future__ import annotations
