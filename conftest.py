@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 pytest_plugins = [
+    "steps.questions",  # first: steps.plugin imports it (the report's "Questions" section)
     "steps.plugin",
     "steps.common",
     "steps.smoke",
@@ -21,7 +22,6 @@ pytest_plugins = [
     "steps.observability",
     "steps.safety",
     "steps.resilience",
-    "steps.questions",
 ]
 
 

@@ -4,20 +4,17 @@ its options, and the whole chain over loopback (generate, push and ``verify --qu
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sync.clock import SystemClock
-from sync.emulator import Backend, RemoteEmulator, serve
+from sync.emulator import RemoteEmulator
 from sync.generate.questions import expected
 from sync.questions import load_questions
 from sync.testing import run_cli
-from tests.canary import CANARY_KEY
+
+from .test_verify_rag import _kb
+from .test_verify_rag import served as _loopback  # noqa: F401 - the `served` fixture
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "examples" / "monitoring-sample.json"
@@ -110,45 +107,23 @@ def test_long_values_without_a_short_first_sentence_are_left_out() -> None:
 # --------------------------------------------------------------------------- over loopback
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[RemoteEmulator, dict[str, str]]]:
-    backend = Backend(api_key=CANARY_KEY, clock=SystemClock(), index_seconds=0.2)
-    agent = backend.seed_agent()
-    with serve(backend) as server:
-        env = {
-            "PATH": os.environ["PATH"],
-            "ELEVENLABS_API_KEY": CANARY_KEY,
-            "ELEVENLABS_AGENT_ID": agent,
-            "KB_SYNC_NAMESPACE": "kb-sync",
-            "ELEVENLABS_BASE_URL": server.url,
-            "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),
-            "TMPDIR": str(tmp_path),
-            "BIRBY_API_URL": str(SAMPLE),
-        }
-        yield RemoteEmulator(server.url), env
-
-
-def _kb(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "sync", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "Traceback" not in proc.stderr and CANARY_KEY not in proc.stdout + proc.stderr
-    return proc
-
-
 @pytest.mark.http
-def test_the_chain_over_loopback(
-    served: tuple[RemoteEmulator, dict[str, str]], tmp_path: Path
-) -> None:
+def test_the_chain_over_loopback(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    served: tuple[RemoteEmulator, dict[str, str]] = request.getfixturevalue("_loopback")
     remote, env = served
     out, q = tmp_path / "quarters", tmp_path / "questions.toml"
     gen = _kb(
-        env, "generate", "--out", str(out), "--questions", str(q), "--upload", "--index-wait", "30"
+        env,
+        "generate",
+        "--source",
+        str(SAMPLE),
+        "--out",
+        str(out),
+        "--questions",
+        str(q),
+        "--upload",
+        "--index-wait",
+        "30",
     )
     assert gen.returncode == 0, gen.stderr[-2000:]
     ok = _kb(env, "verify", "--dir", str(out), "--questions", str(q))
