@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import requests
 
 from sync.clock import FakeClock
@@ -156,3 +157,22 @@ def test_control_plane_over_http() -> None:
         state = requests.get(control, timeout=10).json()
         assert state["behaviours"] == [["ctl", "never", None]] and state["run_seconds"] == 0
     _checked(backend)
+
+
+def test_the_official_python_sdk_parses_the_agent_testing_answers(
+    api: Api, backend: Backend, clock: FakeClock
+) -> None:
+    types = pytest.importorskip("elevenlabs.types")
+    agent = _agent(backend)
+    test = _create(api, "sdk", "Аренда офиса?", "1 200 000")
+    types.CreateAgentTestResponseModel.model_validate({"id": test})
+    types.GetResponseUnitTestResponseModel.model_validate(api.json("GET", f"/agent-testing/{test}"))
+    types.GetTestsPageResponseModel.model_validate(api.json("GET", "/agent-testing"))
+    inv = api.json("POST", f"/agents/{agent}/run-tests", json={"tests": [{"test_id": test}]})
+    types.GetTestSuiteInvocationResponseModel.model_validate(inv)
+    clock.advance(1)
+    done = types.GetTestSuiteInvocationResponseModel.model_validate(
+        api.json("GET", f"/test-invocations/{inv['id']}")
+    )
+    assert done.test_runs[0].status == "passed"
+    assert done.test_runs[0].condition_result.result == "success"
