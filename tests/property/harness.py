@@ -39,6 +39,9 @@ STATS: dict[str, Any] = {
     "crashes_after_commit": 0,
     "exit_codes": Counter(),
     "reuploads_while_unindexed_copy_existed": 0,
+    "interleavings": 0,  # pushes during which another writer acted
+    "other_machine_exit_codes": Counter(),
+    "person_patches": 0,
 }
 
 FILES = ("a.md", "b.md", "Q1 notes.md", "отчёт.md")
@@ -154,6 +157,7 @@ class Watch:
     unmanaged_entries: list[dict[str, Any]] = field(default_factory=list)  # expected, in order
     other_entries: list[str] = field(default_factory=list)  # ids expected on the other agent
     violations: list[str] = field(default_factory=list)
+    attached_before: set[str] = field(default_factory=set)  # the agent's ids, last request
     reuploads_unindexed: int = 0  # a create while an unindexed copy of that version existed
     requests_checked: int = 0
 
@@ -162,6 +166,12 @@ class Watch:
 
     def on_call(self, backend: Backend, call: Call) -> None:
         self.requests_checked += 1
+        forced = call.method == "DELETE" and call.query.get("force") in (["true"], ["True"])
+        doc_id = call.path.rsplit("/", 1)[-1]
+        if forced and call.status == 200 and doc_id in self.attached_before:
+            self.violations.append(
+                f"force-deleted {doc_id}, attached to the agent a request before"
+            )
         created = call.method == "POST" and call.path.endswith("/knowledge-base/text")
         if created and call.status == 200 and isinstance(call.response_json, dict):
             self._check_create(str(call.response_json["id"]))
@@ -192,6 +202,7 @@ class Watch:
         b = self.backend
         with b.lock:
             kb = b.agent_kb(self.agent_id)
+            self.attached_before = {str(e["id"]) for e in kb}
             for e in kb:
                 doc = b.docs.get(e["id"])
                 if doc is None:

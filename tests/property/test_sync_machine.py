@@ -45,6 +45,7 @@ from tests.property.harness import (
     detach,
     env_for,
     expire_crashed_leases,
+    indexed,
     make_text,
     same_size_edit,
 )
@@ -68,6 +69,8 @@ class SyncMachine(RuleBasedStateMachine):
         self.dir = self.tmp / "quarters"
         self.dir.mkdir()
         self.records = str(self.tmp / "runs")  # the env given to the CLI says where
+        self._tempdir = tempfile.tempdir  # the lock file: this example's own (a suite running
+        tempfile.tempdir = str(self.tmp)  # at the same time on this machine has the same ids)
         self.clock = FakeClock()
         self.quota = 20 * 1024 * 1024
         self.b = Backend(
@@ -86,6 +89,7 @@ class SyncMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         STATS["requests_checked"] += self.watch.requests_checked
         STATS["reuploads_while_unindexed_copy_existed"] += self.watch.reuploads_unindexed
+        tempfile.tempdir = self._tempdir
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     # ------------------------------------------------------------------ the local folder
@@ -327,6 +331,72 @@ class SyncMachine(RuleBasedStateMachine):
             self._converge()
         else:
             assert not self._end_state(allow_shared_orphans=False)
+
+    # ------------------------------------------------------------------ other writers
+    @precondition(lambda self: self.local)
+    @rule(at=st.integers(1, 30), person=st.booleans(), data=st.data())
+    def another_writer_during_a_push(self, at: int, person: bool, data: st.DataObject) -> None:
+        """At request ``at`` of this push, another writer acts: a kb-sync run from another
+        machine (its own temp dir, a folder with one file at another version) or a person
+        PATCHing the agent (putting a managed entry back to an older document). The lease
+        and the stale-plan check must keep every invariant; a push that exits 0 leaves the
+        agent on this folder."""
+        file = data.draw(st.sampled_from(sorted(self.local)), label="file")
+        other_dir = self.tmp / f"other-{self.salt}"
+        self.salt += 1
+        other_dir.mkdir()
+        for f, t in self.local.items():
+            (other_dir / f).write_text(t + ("\nother machine\n" if f == file else ""), "utf-8")
+        STATS["interleavings"] += 1
+        seen = [0]
+        inner = self.b.handle  # the other writer acts outside the emulator's lock
+
+        def with_other_writer(method: str, path: str, *args: Any, **kw: Any) -> Any:
+            if not path.startswith("/_emulator"):
+                seen[0] += 1
+                if seen[0] == at:
+                    self._other_writer(person, other_dir)
+            return inner(method, path, *args, **kw)
+
+        self.b.handle = with_other_writer  # type: ignore[method-assign]
+        try:
+            res = self._push()
+        finally:
+            self.b.handle = inner  # type: ignore[method-assign]
+        self._assert_clean(res, "push with another writer")
+        self._check_no_violations()
+        if res.code == 0:
+            assert not self._end_state(allow_shared_orphans=False)
+        else:
+            self._converge()
+
+    def _other_writer(self, person: bool, other_dir: Path) -> None:
+        if person:
+            self._person_puts_back_an_old_version(self.b)
+            return
+        old_tmp = tempfile.tempdir
+        tempfile.tempdir = str(other_dir.parent / f"{other_dir.name}-tmp")  # another machine
+        Path(tempfile.tempdir).mkdir(exist_ok=True)
+        try:
+            argv = ["push", "--dir", str(other_dir), "--index-wait", "40", "--allow-mass-delete"]
+            env = env_for(self.agent, CANARY_KEY, KB_SYNC_RECORD_DIR=self.records + "-o")
+            res = run_cli(argv, env, clock=self.clock)
+        finally:
+            tempfile.tempdir = old_tmp
+        STATS["other_machine_exit_codes"]["crash" if res.killed else str(res.code)] += 1
+
+    def _person_puts_back_an_old_version(self, backend: Backend) -> None:
+        """A person points the agent's entry for a file at an older managed document."""
+        kb = backend.agent_kb(self.agent)
+        older = [
+            d
+            for d in backend.docs.values()
+            if parse(d.name, NS) and d.id not in {e["id"] for e in kb} and not d.is_folder
+        ]
+        if not older or not indexed(backend, older[0].id):
+            return
+        STATS["person_patches"] += 1
+        backend.attach(self.agent, older[0].id)
 
     # ------------------------------------------------------------------ legacy state
     @precondition(lambda self: self.local)
