@@ -524,7 +524,11 @@ class StagingTarget(Target):
                 {"id": c["id"], "name": c.get("name")}
                 for c in self.client.list_documents(parent_folder_id=str(f["id"]))
             ] + [{"id": f["id"], "name": f.get("name")}]
+        seen: set[str] = set()
         for d in docs:
+            if str(d["id"]) in seen:  # a doc of the namespace is also a child of its folder
+                continue
+            seen.add(str(d["id"]))
             try:
                 self.client.delete_document(str(d["id"]), force=False)
             except Exception as exc:

@@ -50,6 +50,7 @@ def test_index_wait_option_must_be_finite_and_positive(kit: Kit, value: str) -> 
         CANARY_KEY[:10] + "\r" + CANARY_KEY[10:],
         CANARY_KEY + "é",
     ],
+    ids=["line-feed", "carriage-return", "non-ascii"],  # never the key in a report
 )
 def test_a_key_with_control_or_non_ascii_characters_is_refused_without_echoing_it(
     key: str,
