@@ -43,18 +43,18 @@ def test_index_wait_option_must_be_finite_and_positive(kit: Kit, value: str) -> 
     assert kit.writes() == []
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        CANARY_KEY[:10] + "\n" + CANARY_KEY[10:],
-        CANARY_KEY[:10] + "\r" + CANARY_KEY[10:],
-        CANARY_KEY + "é",
-    ],
-    ids=["line-feed", "carriage-return", "non-ascii"],  # never the key in a report
-)
+BAD_KEYS = {  # built inside the test: a parameter's value would reach the reports
+    "line-feed": lambda k: k[:10] + "\n" + k[10:],
+    "carriage-return": lambda k: k[:10] + "\r" + k[10:],
+    "non-ascii": lambda k: k + "é",
+}
+
+
+@pytest.mark.parametrize("variant", sorted(BAD_KEYS))
 def test_a_key_with_control_or_non_ascii_characters_is_refused_without_echoing_it(
-    key: str,
+    variant: str,
 ) -> None:
+    key = BAD_KEYS[variant](CANARY_KEY)
     with pytest.raises(ConfigError) as e:
         load_settings({**OK, "ELEVENLABS_API_KEY": key})
     msg = str(e.value)
