@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from sync.clock import FakeClock
-from sync.emulator import Backend, emulate
+from sync.clock import FakeClock, SystemClock
+from sync.emulator import Backend, emulate, serve
 from sync.testing import Result, run_cli
 from tests.canary import CANARY_KEY
 from tests.contract.spec import validate_call
@@ -107,3 +108,30 @@ def kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kit]:
     # every exchange of the test conforms to the vendored OpenAPI subset
     for call in backend.calls:
         validate_call(call)
+
+
+@dataclass
+class Served:
+    """The emulator served on 127.0.0.1 (real time, fast indexes) and the env a
+    ``python -m sync`` subprocess needs against it."""
+
+    backend: Backend
+    url: str
+    env: dict[str, str]
+
+
+@pytest.fixture
+def loopback(tmp_path: Path) -> Iterator[Served]:
+    backend = Backend(api_key=CANARY_KEY, clock=SystemClock(), index_seconds=0.2)
+    agent = backend.seed_agent()
+    with serve(backend) as server:
+        env = {
+            "PATH": os.environ["PATH"],
+            "ELEVENLABS_API_KEY": CANARY_KEY,
+            "ELEVENLABS_AGENT_ID": agent,
+            "KB_SYNC_NAMESPACE": "kb-sync",
+            "ELEVENLABS_BASE_URL": server.url,
+            "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),
+            "TMPDIR": str(tmp_path),
+        }
+        yield Served(backend, server.url, env)

@@ -6,35 +6,21 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sync.clock import SystemClock
-from sync.emulator import Backend, serve
+from sync.emulator import Backend
 from tests.canary import CANARY_KEY
 
-from .conftest import para
+from .conftest import Served, para
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[Backend, dict[str, str]]]:
-    backend = Backend(api_key=CANARY_KEY, clock=SystemClock(), index_seconds=0.2)
-    agent = backend.seed_agent()
-    with serve(backend) as server:
-        env = {
-            "PATH": os.environ["PATH"],
-            "ELEVENLABS_API_KEY": CANARY_KEY,
-            "ELEVENLABS_AGENT_ID": agent,
-            "KB_SYNC_NAMESPACE": "kb-sync",
-            "ELEVENLABS_BASE_URL": server.url,
-            "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),
-            "TMPDIR": str(tmp_path),
-        }
-        yield backend, env
+def served(loopback: Served) -> tuple[Backend, dict[str, str]]:
+    return loopback.backend, loopback.env
 
 
 def kb(

@@ -6,19 +6,16 @@ against the emulator served on 127.0.0.1, driven through its control plane)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from sync.clock import SystemClock
-from sync.emulator import Backend, RemoteEmulator, serve
+from sync.emulator import RemoteEmulator
 from tests.canary import CANARY_KEY
 
-from .conftest import Kit, para
+from .conftest import Kit, Served, para
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECK = "2025-Q1.md: RAG returns the current text"
@@ -73,20 +70,8 @@ def test_verify_fails_when_retrieval_returns_nothing_of_the_doc(kit: Kit) -> Non
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Iterator[tuple[RemoteEmulator, dict[str, str]]]:
-    backend = Backend(api_key=CANARY_KEY, clock=SystemClock(), index_seconds=0.2)
-    agent = backend.seed_agent()
-    with serve(backend) as server:
-        env = {
-            "PATH": os.environ["PATH"],
-            "ELEVENLABS_API_KEY": CANARY_KEY,
-            "ELEVENLABS_AGENT_ID": agent,
-            "KB_SYNC_NAMESPACE": "kb-sync",
-            "ELEVENLABS_BASE_URL": server.url,
-            "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),
-            "TMPDIR": str(tmp_path),
-        }
-        yield RemoteEmulator(server.url), env
+def served(loopback: Served) -> tuple[RemoteEmulator, dict[str, str]]:
+    return RemoteEmulator(loopback.url), loopback.env
 
 
 def _kb(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
