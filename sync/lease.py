@@ -31,7 +31,9 @@ from dataclasses import dataclass
 
 from .client import Client
 from .clock import Clock
+from .domain import Layout
 from .errors import GuardRefused, InputError, SyncError
+from .folders import ensure_layout
 from .log import event
 
 PREFIX = "lease:"
@@ -181,3 +183,13 @@ class LeaseManager:
         self.client.delete_document(lease_id)
         event("lease.unlocked", logging.WARNING, id=lease_id, name=doc.get("name"))
         return str(doc.get("name"))
+
+
+def writing(
+    client: Client, clock: Clock, layout: Layout, agent_id: str, index_wait: float
+) -> tuple[Layout, LeaseManager]:
+    """What a run that is about to write needs: our folder and .kb-sync (created when
+    missing), and the leases of this agent in it."""
+    layout = ensure_layout(client, layout, clock)
+    assert layout.meta_id is not None
+    return layout, LeaseManager(client, clock, layout.meta_id, agent_id, lease_ttl(index_wait))

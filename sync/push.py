@@ -18,7 +18,7 @@ from .domain import Layout, entries_json
 from .errors import AppliedPartially, ConfigError, ExitCode, GuardRefused, InputError, SyncError
 from .folders import ensure_layout
 from .guards import refuses_mass_delete
-from .lease import LeaseManager, lease_ttl
+from .lease import writing
 from .local import LocalDoc, read_folder
 from .lock import agent_lock, lock_path
 from .log import event
@@ -201,12 +201,8 @@ def _apply_push(
     quota_preflight(client, plan)
     _new_record(settings, args, plan, snap).check_writable()
     # a write is coming: our folder, the lease (exclusion across machines), then a fresh plan
-    layout = ensure_layout(client, snap.layout, clock)
-    assert layout.meta_id is not None
     opts = args.options or Options()
-    leases = LeaseManager(
-        client, clock, layout.meta_id, settings.agent_id, lease_ttl(opts.index_wait)
-    )
+    layout, leases = writing(client, clock, snap.layout, settings.agent_id, opts.index_wait)
     with leases.held(uuid.uuid4().hex[:12], "push"):
         plan, local, snap = run_plan(settings, client, args, out, local)
         return _apply_planned(settings, client, clock, args, out, plan, local, snap, layout)

@@ -21,8 +21,7 @@ from .clock import Clock
 from .config import Settings
 from .domain import KbEntry, Ownership, entries_from, entries_json
 from .errors import ConfigError, ExitCode, NotFound, SyncError
-from .folders import ensure_layout
-from .lease import LeaseManager, lease_ttl
+from .lease import writing
 from .log import event
 from .plan import Item, Ref
 from .record import RunRecord, latest, load
@@ -212,11 +211,8 @@ def rollback_command(
         _plan(settings, client, out, path, rec, dry_run=True, as_json=as_json)
         return ExitCode.OK
     opts = options or Options()
-    _, layout = read_documents(client, settings)
-    layout = ensure_layout(client, layout, clock)
-    assert layout.meta_id is not None
-    ttl = lease_ttl(opts.index_wait)
-    leases = LeaseManager(client, clock, layout.meta_id, settings.agent_id, ttl)
+    _, found = read_documents(client, settings)
+    layout, leases = writing(client, clock, found, settings.agent_id, opts.index_wait)
     with leases.held(uuid.uuid4().hex[:12], "rollback"):
         plan = _plan(settings, client, out, path, rec, dry_run=False, as_json=as_json)
         record = RunRecord(

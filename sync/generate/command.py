@@ -24,8 +24,10 @@ from typing import Any, TextIO
 from ..errors import ConfigError, ExitCode, SourceUnhealthy, SyncError
 from ..guards import RAG_MIN_BYTES, is_small
 from ..log import event
-from . import questions
 from .files import Plan, apply_plan, existing_docs, guard_removals, plan_changes
+from .questions import add_options as add_question_options
+from .questions import check_options as check_question_options
+from .questions import write_questions
 from .records import KEY_FIELDS, RECORDS_KEYS, Record, build_records, find_records
 from .render import COMBINED_NAME, DEFAULT_TEMPLATE, load_template, render_all
 from .source import SOURCE_ENV, display_source, fetch, parse, resolve_source
@@ -73,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _output_options(p.add_argument_group("output"))
     _check_options(p.add_argument_group("monitoring"))
     _upload_options(p.add_argument_group("upload"))
-    questions.add_options(p)
+    add_question_options(p)
 
 
 def _source_options(src: argparse._ArgumentGroup) -> None:
@@ -182,7 +184,7 @@ def _validate(args: argparse.Namespace) -> None:
         raise ConfigError(f"--max-drop {args.max_drop:g}: use a share from 0 to 1, e.g. 0.5")
     if args.index_wait is not None and not args.index_wait >= 0:
         raise ConfigError(f"--index-wait {args.index_wait:g}: use seconds >= 0")
-    questions.check_options(args)
+    check_question_options(args)
 
 
 def push_argv(args: argparse.Namespace, out: Path) -> list[str]:
@@ -292,7 +294,7 @@ def _run(
     guard_removals(plan, existing, out, allow=args.allow_mass_delete)
     if not args.dry_run:
         apply_plan(out, plan)
-    summary.update(questions.write_questions(args, records, plan.docs, io.line))
+    summary.update(write_questions(args, records, plan.docs, io.line))
     io.line(
         f"{'dry-run ' if args.dry_run else ''}generated records={len(records)} "
         f"documents={len(plan.docs)} written={len(plan.write)} "
