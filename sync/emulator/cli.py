@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import secrets
 import signal
 import sys
@@ -38,6 +39,12 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--quota-bytes", type=int, default=DEFAULT_QUOTA, help="RAG quota (default 20 MB, Creator)"
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument(
+        "--env-file",
+        default=None,
+        metavar="PATH",
+        help="also write the three export lines to PATH (mode 0600), for `. PATH`",
+    )
     return parser
 
 
@@ -66,11 +73,16 @@ def run(args: argparse.Namespace) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, _stop)
         signal.signal(signal.SIGTERM, _stop)
-    sys.stdout.write(
-        f"ELEVENLABS_BASE_URL={server.url}\n"
-        f"ELEVENLABS_API_KEY={api_key}\n"
-        f"ELEVENLABS_AGENT_ID={agent_id}\n"
+    exports = (
+        f"export ELEVENLABS_BASE_URL={server.url}\n"
+        f"export ELEVENLABS_API_KEY={api_key}\n"
+        f"export ELEVENLABS_AGENT_ID={agent_id}\n"
     )
+    if args.env_file:
+        fd = os.open(args.env_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(exports)
+    sys.stdout.write(exports)  # copy-paste into a shell, or `eval "$(...)"`
     sys.stdout.flush()
     try:
         while not stop.wait(0.2):

@@ -137,7 +137,8 @@ def test_python_m_sync_emulator_subprocess() -> None:
     try:
         assert proc.stdout is not None
         lines = [proc.stdout.readline().strip() for _ in range(3)]
-        values = dict(line.split("=", 1) for line in lines)
+        assert all(ln.startswith("export ") for ln in lines)  # copy-paste into a shell
+        values = dict(ln.removeprefix("export ").split("=", 1) for ln in lines)
         assert list(values) == ["ELEVENLABS_BASE_URL", "ELEVENLABS_API_KEY", "ELEVENLABS_AGENT_ID"]
         assert values["ELEVENLABS_BASE_URL"].startswith("http://127.0.0.1:")
         key, agent = values["ELEVENLABS_API_KEY"], values["ELEVENLABS_AGENT_ID"]
@@ -162,3 +163,23 @@ def test_python_m_sync_emulator_subprocess() -> None:
             proc.stdout.close()
         if proc.stderr:
             proc.stderr.close()
+
+
+def test_the_emulator_writes_its_settings_to_an_env_file(tmp_path: Path) -> None:
+    env_file = tmp_path / "emulator.env"
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sync.emulator", "--port", "0", "--env-file", str(env_file)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        printed = [proc.stdout.readline().strip() for _ in range(3)]
+        assert env_file.read_text().splitlines() == printed  # `. emulator.env` sets them
+        assert oct(env_file.stat().st_mode & 0o777) == "0o600"  # it holds a key
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -165,9 +165,9 @@ def test_emulator_command_serves_the_cli(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        env = dict(
-            line.strip().split("=", 1) for line in (proc.stdout.readline() for _ in range(3))
-        )
+        lines = [proc.stdout.readline().strip() for _ in range(3)]
+        assert all(ln.startswith("export ") for ln in lines)  # copy-paste into a shell
+        env = dict(ln.removeprefix("export ").split("=", 1) for ln in lines)
         assert env["ELEVENLABS_BASE_URL"].startswith("http://127.0.0.1:")
         env.update(
             PATH=os.environ["PATH"], KB_SYNC_RECORD_DIR=str(tmp_path / "runs"), TMPDIR=str(tmp_path)
