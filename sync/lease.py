@@ -173,7 +173,8 @@ class LeaseManager:
             doc = self.client.get_document(lease_id)
         except SyncError as exc:
             raise InputError(
-                f"{lease_id}: no such lease ({exc}); list them with kb-sync status"
+                f"{lease_id}: no such lease ({exc}); pass the id a refused run named in its "
+                "error line"
             ) from None
         if not str(doc.get("name", "")).startswith(self.prefix) or doc.get("type") != "folder":
             raise InputError(
