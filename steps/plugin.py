@@ -357,6 +357,49 @@ def _dod(scenarios: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return dod
 
 
+def _what_it_proves(target: str, base_url: str, agents: list[str]) -> dict[str, str]:
+    """What a reviewer needs in ten seconds: where the run went, against whom, and whether it
+    is evidence for the staging agent at all."""
+    if target == "staging":
+        return {
+            "where": f"staging at {base_url}",
+            "base_url": base_url,
+            "agent": ", ".join(agents) or "(none recorded)",
+            "banner": "",
+        }
+    where = (
+        "the in-process emulator (no network)"
+        if target == "emulator"
+        else "the emulator on loopback, kb-sync run as a subprocess"
+    )
+    return {
+        "where": where,
+        "base_url": "in-process" if target == "emulator" else base_url,
+        "agent": f"one fresh emulator agent per scenario ({len(agents)} in all)",
+        "banner": "emulator run: evidence for the code, not for your staging agent; "
+        "run --target staging",
+    }
+
+
+def _commit() -> str:
+    """The git commit the run tested, and "dirty" when the tree had changes."""
+    import subprocess
+
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (no git)"
+    return (head or "unknown") + (" (dirty: uncommitted changes)" if dirty else "")
+
+
 def _report_data(session: pytest.Session) -> dict[str, Any]:
     from sync import __version__
 
@@ -389,6 +432,8 @@ def _report_data(session: pytest.Session) -> dict[str, Any]:
     return {
         "title": "kb-sync acceptance: validation report",
         "target": STATE.target_name,
+        "proves": _what_it_proves(STATE.target_name, t.base_url if t else "", agents),
+        "commit": _commit(),
         "base_url": t.base_url if t else "",
         "namespace": t.namespace if t else "",
         "agents": agents,
