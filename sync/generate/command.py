@@ -321,13 +321,17 @@ def _report(args: argparse.Namespace, io: _Output, plan: Plan) -> None:
     """One line per small record, document to write and file to remove."""
     verb = "would " if args.dry_run else ""
     for rec, size in plan.small:
-        fate = f"merged into {COMBINED_NAME}" if args.merge_small else "kept as its own document"
-        event("generate.small", logging.WARNING, key=rec.key, file=rec.filename, bytes=size)
+        fate = (
+            f"merged into {COMBINED_NAME}"
+            if args.merge_small
+            else "kept as its own document, which push attaches with usage_mode prompt; "
+            "--merge-small merges it instead"
+        )
+        # said once, on the command's output; the log has it for -v (the push warns on its own)
+        event("generate.small", logging.DEBUG, key=rec.key, file=rec.filename, bytes=size)
         io.line(
             f"small record={rec.key} file={rec.filename} bytes={size} (under {RAG_MIN_BYTES}: "
-            f"cannot be RAG-indexed; {fate}"
-            + ("" if args.merge_small else "; use --merge-small or push --small-docs prompt")
-            + ")"
+            f"cannot be RAG-indexed; {fate})"
         )
     for doc, why in plan.write:
         io.line(f"{verb}write file={doc.filename} bytes={len(doc.data)} ({why})")
@@ -337,11 +341,11 @@ def _report(args: argparse.Namespace, io: _Output, plan: Plan) -> None:
         io.line(f"{verb}remove file={path.name} ({why})")
     combined = next((d for d in plan.docs if d.filename == COMBINED_NAME), None)
     if combined is not None and is_small(len(combined.data)):
-        event("generate.small", logging.WARNING, file=COMBINED_NAME, bytes=len(combined.data))
+        event("generate.small", logging.DEBUG, file=COMBINED_NAME, bytes=len(combined.data))
         io.line(
             f"small file={COMBINED_NAME} bytes={len(combined.data)} (still under "
-            f"{RAG_MIN_BYTES}: too few small records to reach the floor; push --small-docs "
-            "prompt attaches it in the prompt instead)"
+            f"{RAG_MIN_BYTES}: too few small records to reach the floor; push attaches it "
+            "with usage_mode prompt)"
         )
 
 

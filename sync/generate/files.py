@@ -7,6 +7,7 @@ to a temp file in the folder, then ``os.replace``-d over the old one.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -71,10 +72,11 @@ def apply_plan(out: Path, plan: Plan) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for doc, why in plan.write:
         write_atomic(out / doc.filename, doc.data)
-        event("generate.written", file=doc.filename, bytes=len(doc.data), why=why)
+        # each file is said once, on the command's output; the log line is for -v
+        event("generate.written", logging.DEBUG, file=doc.filename, bytes=len(doc.data), why=why)
     for path in plan.remove:
         path.unlink(missing_ok=True)
-        event("generate.removed", file=path.name)
+        event("generate.removed", logging.DEBUG, file=path.name)
 
 
 def write_atomic(path: Path, data: bytes) -> None:

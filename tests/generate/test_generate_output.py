@@ -355,3 +355,21 @@ def test_render_blueprint() -> None:
         for secret in ("ELEVENLABS_API_KEY", "ELEVENLABS_AGENT_ID", "BIRBY_API_URL"):
             assert env[secret] == {"key": secret, "sync": False}
         assert env["RAG_EMBEDDING_MODEL"]["value"] and env["RAG_INDEXING_TIMEOUT"]["value"]
+
+
+def test_the_cron_output_says_each_file_and_the_small_record_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The cron merges stdout and stderr: a file written is one line, not a line and a log
+    event; the small record is said once, without a hint that is already the default."""
+    from sync import cli
+
+    out = tmp_path / "q"
+    env = {"BIRBY_API_URL": str(SAMPLE)}
+    assert cli.run(["generate", "--out", str(out), "--check"], env=env) == 0
+    both = capsys.readouterr()
+    text = both.out + both.err
+    for f in sorted(p.name for p in out.glob("*.md")):
+        assert text.count(f"file={f} ") + text.count(f"file={f}\n") <= 2, text  # write + small
+        assert text.count(f"write file={f}") == 1
+    assert text.count("small record=") == 1 and "--small-docs prompt" not in text
