@@ -125,15 +125,16 @@ class Client:
         delay = decide(self.policy, attempt, transport_error=True, idempotent=idempotent)
         if kind in FATAL_FIRST and not self._answered:  # a wrong URL, not a hiccup
             delay = None
-        event(
-            "http.transport_error",
-            logging.WARNING,
-            method=method,
-            path=path,
-            attempt=attempt + 1,
-            error=type(exc).__name__,
-            retry_in=None if delay is None else round(delay, 2),
-        )
+        if delay is not None or attempt:  # failing at once, the error line says it all
+            event(
+                "http.transport_error",
+                logging.WARNING,
+                method=method,
+                path=path,
+                attempt=attempt + 1,
+                error=type(exc).__name__,
+                retry_in=None if delay is None else round(delay, 2),
+            )
         if delay is None:
             parts = urlsplit(self.base_url)
             port = parts.port or (443 if parts.scheme == "https" else 80)
