@@ -254,7 +254,8 @@ def _plan(
         "rollback.plan",
         record=str(path),
         restore=len(plan.before),
-        recreate=len(plan.recreate),
+        recreate=len(plan.recreate) - len(plan.reuse),
+        reuse=len(plan.reuse),
         delete=len(plan.created),
         dry_run=dry_run,
     )
