@@ -100,7 +100,11 @@ def main(argv: list[str] | None = None) -> int:
         return replay(argv[1:])
     parser = configure(
         argparse.ArgumentParser(
-            prog="python -m sync.emulator",
+            prog="kb-sync emulator",
+            description="Serve a local fake of the ElevenLabs knowledge-base and agent API on "
+            "loopback, with one RAG-enabled agent seeded, for tests and demos. It prints the "
+            "three export lines (ELEVENLABS_BASE_URL, ELEVENLABS_API_KEY, ELEVENLABS_AGENT_ID) "
+            "and serves until Ctrl-C. Also `python -m sync.emulator`. Exit 0 when stopped.",
             epilog="kb-sync emulator replay PATH [--json]: replay a cassette (KB_SYNC_CASSETTE) "
             "against a fresh emulator; see kb-sync emulator replay -h",
         )
