@@ -334,3 +334,20 @@ def test_a_large_patch_that_is_not_all_kept_is_partial_and_names_what_was_lost(k
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kb-sync: error:")]
     assert len(errors) == 1 and "3 not kept" in errors[0] and "d100.md" in errors[0]
     assert len(kit.managed_docs()) == 103  # nothing deleted
+
+
+@responses.activate
+def test_a_timeout_names_the_setting_host_and_port_after_its_retries() -> None:
+    import requests
+
+    from sync.errors import TransportError
+
+    responses.get(f"{BASE}/v1/convai/agents/a1", body=requests.Timeout("read timed out"))
+    clock = FakeClock()
+    with pytest.raises(TransportError) as e:
+        Client(BASE, CANARY_KEY, clock=clock).get_agent("a1")
+    assert str(e.value).startswith(
+        "ELEVENLABS_BASE_URL=https://api.elevenlabs.io: timed out (host api.elevenlabs.io, "
+        "port 443) on GET /v1/convai/agents/a1;"
+    )
+    assert len(responses.calls) > 1 and clock.slept > 0  # a timeout may pass: it is retried
