@@ -53,8 +53,12 @@ def _child(conn: Connection, spec: Spec) -> None:  # pragma: no cover - runs in 
         max_patch_entries=None,
     )
     kb = []
+    folder = None
+    if spec.synced:  # as an earlier run left them: in the namespace's folder, with .kb-sync
+        folder = backend.seed_folder("kb-sync")
+        backend.seed_folder(".kb-sync", folder)
     for name, text in spec.synced:
-        doc_id = backend.seed_document(name, text, indexed_models=(MODEL,))
+        doc_id = backend.seed_document(name, text, indexed_models=(MODEL,), parent_folder_id=folder)
         kb.append({"type": "text", "name": name, "id": doc_id, "usage_mode": "auto"})
     agent_id = backend.seed_agent(
         name="Bench agent", rag_enabled=True, embedding_model=MODEL, knowledge_base=kb
