@@ -78,11 +78,16 @@ def errors(calls: list[CallRow]) -> list[dict[str, Any]]:
 
 
 def nothing_formula(listed: int) -> int:
-    """A run with nothing to do: 1 agent GET + one list page per 100 managed documents."""
-    return 1 + max(1, math.ceil(listed / 100))
+    """A run with nothing to do: 1 agent GET + one list page per 100 items: the managed
+    documents and our folder (named like the namespace, the same listing finds it)."""
+    return 1 + max(1, math.ceil((listed + 1) / 100))
 
 
 def update_formula(listed: int, k: int, polls: int, superseded: int) -> int:
-    """A k-document update: the read, 1 quota GET, k creates, k computes + polls, 1 agent
-    re-read, 1 PATCH, and per superseded document 1 content GET + 1 DELETE."""
-    return nothing_formula(listed) + 1 + k + k + polls + 1 + 1 + 2 * superseded
+    """A k-document update: the read; 1 quota GET; the .kb-sync lookup; the lease (create,
+    list); the read again under the lease; k creates, k computes + polls; 1 agent re-read,
+    1 PATCH, 1 read-back GET; per superseded document 1 content GET + 1 DELETE; the lease's
+    release."""
+    read = nothing_formula(listed)
+    lease = 1 + 1 + 1 + 1  # .kb-sync lookup, lease create, lease list, lease release
+    return 2 * read + 1 + lease + k + k + polls + 1 + 1 + 1 + 2 * superseded
