@@ -16,7 +16,6 @@ from .clock import Clock
 from .config import Settings
 from .domain import Layout, entries_json
 from .errors import AppliedPartially, ConfigError, ExitCode, GuardRefused, InputError, SyncError
-from .folders import ensure_layout
 from .guards import refuses_mass_delete
 from .lease import writing
 from .local import LocalDoc, read_folder
@@ -195,7 +194,7 @@ def _apply_push(
 ) -> int:
     plan, local, snap = run_plan(settings, client, args, out)
     if not plan.has_changes:
-        return _apply_planned(settings, client, clock, args, out, plan, local, snap, None)
+        return _nothing_to_do(settings, client, args, out, plan, snap)
     # the guards first, read-only: a refusal writes nothing at all
     mass_delete_guard(plan, args.allow_mass_delete)
     quota_preflight(client, plan)
@@ -208,6 +207,22 @@ def _apply_push(
         return _apply_planned(settings, client, clock, args, out, plan, local, snap, layout)
 
 
+def _nothing_to_do(
+    settings: Settings, client: Client, args: PushArgs, out: TextIO, plan: Plan, snap: Snapshot
+) -> int:
+    kb = entries_json(snap.kb)
+    event("kb.before", agent=settings.agent_id, count=len(snap.kb), entries=kb)
+    emit(out, args, plan, {"result": {"status": "nothing to do", "text": "Nothing to do."}})
+    event(
+        "run.done",
+        status="nothing to do",
+        count_before=len(snap.kb),
+        count_after=len(snap.kb),
+        requests=client.requests_sent,
+    )
+    return ExitCode.OK
+
+
 def _apply_planned(
     settings: Settings,
     client: Client,
@@ -217,25 +232,17 @@ def _apply_planned(
     plan: Plan,
     local: list[LocalDoc],
     snap: Snapshot,
-    layout: Layout | None,
+    layout: Layout,
 ) -> int:
+    if not plan.has_changes:  # another run did it while we waited for the lease
+        return _nothing_to_do(settings, client, args, out, plan, snap)
     mass_delete_guard(plan, args.allow_mass_delete)
     record = _new_record(settings, args, plan, snap)
     event("kb.before", agent=settings.agent_id, count=len(snap.kb), entries=record.kb_before)
-    if not plan.has_changes:
-        emit(out, args, plan, {"result": {"status": "nothing to do", "text": "Nothing to do."}})
-        event(
-            "run.done",
-            status="nothing to do",
-            count_before=len(snap.kb),
-            count_after=len(snap.kb),
-            requests=client.requests_sent,
-        )
-        return ExitCode.OK
     record.write()
     opts = args.options or Options()
     applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
-    applier.folder_id = (layout or ensure_layout(client, snap.layout, clock)).folder_id
+    applier.folder_id = layout.folder_id
     for doc_id, doc in snap.docs.items():
         applier.known_ids.setdefault(doc.name, set()).add(doc_id)
     texts = {d.file: d.text for d in local}
