@@ -46,3 +46,19 @@ Feature: 9 Rollback
     And every recreated document is indexed "succeeded"
     And the documents the push created are deleted
     And the unmanaged entries are untouched
+
+  Scenario: 9 Rollback from any machine: the run history is kept in ElevenLabs
+    Given machine "A" has the quarters with version "1" of "2025-Q2.md"
+    And "kb-sync push" has been applied on machine "A"
+    And machine "B" has the quarters with version "2" of "2025-Q2.md"
+    And "kb-sync push" has been applied on machine "B"
+    When I run "kb-sync rollback" on a fresh machine "C"
+    Then the exit code is 0
+    And the agent holds version "1" of "2025-Q2.md" and the others as given
+    And the agent's knowledge base has no duplicate entries
+    And the unmanaged entries are untouched
+    And the workspace holds only our folder, its .kb-sync, one document per file and at most 10 stored runs
+    When I run "kb-sync push" on machine "B"
+    Then the exit code is 0
+    And the agent holds version "2" of "2025-Q2.md" and the others as given
+    And the workspace holds only our folder, its .kb-sync, one document per file and at most 10 stored runs

@@ -8,6 +8,7 @@ from pytest_bdd import given, parsers, then
 
 from steps.target import Faults
 from steps.world import World
+from sync.testing import is_upload
 
 if TYPE_CHECKING:
     from sync.emulator import Backend, Call
@@ -39,7 +40,7 @@ def quota_runs_out(world: World, faults: Faults, when: str) -> None:
     else:
 
         def squeeze(backend: Backend, call: Call) -> None:
-            if call.method == "POST" and call.path.endswith("/knowledge-base/text"):
+            if is_upload(call):
                 backend.set_quota(backend.used_bytes() + 10)
 
         faults.after_request.append(squeeze)

@@ -10,6 +10,7 @@ from pytest_bdd import given, parsers, then, when
 
 from steps.target import Faults
 from steps.world import World, unmanaged_text
+from sync.testing import is_upload
 
 if TYPE_CHECKING:
     from sync.emulator import Backend, Call
@@ -47,11 +48,7 @@ def rate_limited_uploads(world: World, faults: Faults, n: int) -> None:
 
 
 def _creates(world: World) -> list[dict[str, Any]]:
-    return [
-        c
-        for c in world.last.calls
-        if c["method"] == "POST" and c["path"].endswith("/knowledge-base/text")
-    ]
+    return [c for c in world.last.calls if is_upload(c)]
 
 
 @then("no document was uploaded again: the indexed orphan was reused")
@@ -102,7 +99,7 @@ def concurrent_edit(world: World, faults: Faults, edit: str) -> PersonEdit:
     fired: list[bool] = []
 
     def hook(backend: Backend, call: Call) -> None:
-        if fired or call.method != "POST" or not call.path.endswith("/knowledge-base/text"):
+        if fired or not is_upload(call):
             return
         fired.append(True)
         if edit.startswith("attaches"):

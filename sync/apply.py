@@ -33,6 +33,7 @@ from .errors import (
     TransportError,
     ValidationFailed,
 )
+from .history import HistoryWriter
 from .indexing import Indexer, IndexOptions
 from .log import event
 from .plan import Plan, Ref
@@ -75,6 +76,9 @@ class Applier:
         self.deleter = Deleter(client, clock, agent_id, options.linger_attempts, self._kb_ids)
         self.known_ids: dict[str, set[str]] = {}  # name -> ids that existed before the run
         self.folder_id: str | None = None  # new documents go into our folder
+        # the run's record in ElevenLabs (:mod:`sync.history`): intent before the PATCH, done
+        # before the first delete
+        self.history: HistoryWriter | None = None
 
     def _kb_ids(self) -> set[str]:
         answer = self.client.get_agent(self.agent_id)
@@ -176,6 +180,8 @@ class Applier:
         not trusted: :meth:`read_back` reads the agent again."""
         self.record.status, self.record.intent = "patching", entries_json(desired)
         self.record.write()
+        if self.history is not None:
+            self.history.intent()
         attempt = 0
         while True:
             try:
@@ -254,8 +260,11 @@ class Applier:
 
     # -- 4. delete ---------------------------------------------------------------------------
     def delete_superseded(self, refs: Sequence[Ref]) -> list[dict[str, Any]]:
-        """Save each document's content in the record (for a rollback), then delete it."""
+        """Save each document's content in the record (for a rollback) and store the record
+        in ElevenLabs, then delete: nothing is deleted before the record that can undo it."""
         self._save_contents(refs)
+        if self.history is not None:
+            self.history.complete()
         return [self.deleter.delete(ref) for ref in refs]
 
     def _save_contents(self, refs: Sequence[Ref]) -> None:

@@ -140,6 +140,7 @@ def _dispatch(
                 clock,
                 out,
                 record_path=args.record,
+                run_id=args.to,
                 dry_run=args.dry_run,
                 as_json=args.json,
                 options=_options(args, settings.index_timeout),
@@ -150,6 +151,10 @@ def _dispatch(
         name = LeaseManager(client, clock, "", settings.agent_id, 0).unlock(args.lease_id)
         out.write(f"Removed lease {args.lease_id} ({name}).\n")
         return ExitCode.OK
+    if args.command == "history":
+        from .history_command import history_command
+
+        return history_command(client, settings, out, args.json)
     if args.command == "status":
         from .status import status_command
 

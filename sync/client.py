@@ -349,6 +349,14 @@ class Client:
             body={"move_to": folder_id},
         )
 
+    def update_document(self, doc_id: str, *, name: str, content: str) -> None:
+        """A new name and content for a text document (sets both: safe to repeat)."""
+        self.request(
+            "PATCH",
+            f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}",
+            body={"name": name, "content": content},
+        )
+
     def compute_index(self, doc_id: str, model: str) -> Json:
         return dict(
             self.request(

@@ -34,6 +34,7 @@ class Settings:
     # the old shared default, whose documents attached to this agent are adopted (only when
     # KB_SYNC_NAMESPACE is not set: the derived default replaced it)
     legacy_namespace: str | None = None
+    history_keep: int = 10  # KB_SYNC_HISTORY: runs kept in <folder>/.kb-sync
 
     def __repr__(self) -> str:  # never show the key
         return (
@@ -104,6 +105,17 @@ def _index_timeout(raw: str) -> float:
     return timeout
 
 
+def _history_keep(raw: str) -> int:
+    if not raw:
+        return 10
+    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
+        raise ConfigError(
+            f"KB_SYNC_HISTORY={raw!r} is not a number of runs from 1 to 1000; set it to e.g. 10 "
+            "(the runs kept in ElevenLabs for kb-sync rollback and history)"
+        )
+    return int(raw)
+
+
 def load_settings(env: Mapping[str, str]) -> Settings:
     """Settings from ``env`` only: the CLI passes ``os.environ``, tests their own mapping."""
     key = env.get("ELEVENLABS_API_KEY", "").strip()
@@ -160,4 +172,5 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         index_timeout=timeout,
         namespace=ns,
         cassette=env.get("KB_SYNC_CASSETTE", "").strip() or None,
+        history_keep=_history_keep(env.get("KB_SYNC_HISTORY", "").strip()),
     )

@@ -127,7 +127,18 @@ def _push(sp: argparse.ArgumentParser) -> None:
 
 
 def _rollback(sp: argparse.ArgumentParser) -> None:
-    sp.add_argument("--record", help="run record to undo (default: the latest in reports/runs)")
+    which = sp.add_mutually_exclusive_group()
+    which.add_argument(
+        "--to",
+        metavar="ID",
+        help="the stored run to undo (kb-sync history lists them; default: the newest, which "
+        "must be complete)",
+    )
+    which.add_argument(
+        "--record",
+        metavar="FILE",
+        help="undo the run of a local record file (reports/runs/...) instead of a stored run",
+    )
     sp.add_argument("--dry-run", action="store_true", help="print the rollback plan only")
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.add_argument(
@@ -138,6 +149,10 @@ def _rollback(sp: argparse.ArgumentParser) -> None:
         help="how long to wait for recreated documents' RAG indexes "
         "(default RAG_INDEXING_TIMEOUT or 180)",
     )
+
+
+def _history(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def _status(sp: argparse.ArgumentParser) -> None:
@@ -189,7 +204,12 @@ def _unlock(sp: argparse.ArgumentParser) -> None:
 COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
     ("push", "plan, then apply the folder onto the agent's knowledge base", _push),
     ("plan", "show what push would do; read-only", _planning),
-    ("rollback", "undo the last applied push (or the one named)", _rollback),
+    ("rollback", "undo the last applied run, from any machine (or the one named)", _rollback),
+    (
+        "history",
+        "the runs stored in ElevenLabs (<folder>/.kb-sync): time, host, command, summary, id",
+        _history,
+    ),
     ("status", "the agent's knowledge base now: entries, owner, index, quota", _status),
     ("verify", "audit the agent against the folder (DoD); non-zero on any failure", _verify),
     (

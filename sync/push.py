@@ -17,6 +17,7 @@ from .config import Settings
 from .domain import Layout, entries_json
 from .errors import AppliedPartially, ConfigError, ExitCode, GuardRefused, InputError, SyncError
 from .guards import refuses_mass_delete
+from .history import HistoryWriter
 from .lease import writing
 from .local import LocalDoc, read_folder
 from .lock import agent_lock, lock_path
@@ -243,6 +244,8 @@ def _apply_planned(
     opts = args.options or Options()
     applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
     applier.folder_id = layout.folder_id
+    assert layout.meta_id is not None
+    applier.history = HistoryWriter(client, layout.meta_id, record, "push", settings.history_keep)
     for doc_id, doc in snap.docs.items():
         applier.known_ids.setdefault(doc.name, set()).add(doc_id)
     texts = {d.file: d.text for d in local}

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from . import history
 from .apply import Applier, Options
 from .client import Client
 from .clock import Clock
 from .config import Settings
 from .domain import KbEntry, Ownership, entries_from, entries_json
-from .errors import ConfigError, ExitCode, NotFound, SyncError
+from .errors import ConfigError, ExitCode, InputError, NotFound, SyncError
+from .history import HistoryWriter, incomplete_line
+from .history_command import where
 from .lease import writing
 from .log import event
 from .plan import Item, Ref
@@ -141,7 +144,7 @@ def plan_rollback(
     )
 
 
-def _load(settings: Settings, record_path: str | None) -> tuple[Path, dict[str, Any]]:
+def _load_file(settings: Settings, record_path: str | None) -> tuple[str, dict[str, Any]]:
     path = (
         Path(record_path) if record_path else latest(settings.agent_id, Path(settings.record_dir))
     )
@@ -151,7 +154,34 @@ def _load(settings: Settings, record_path: str | None) -> tuple[Path, dict[str, 
             f"{path}: is a record for agent {rec['agent_id']}, not ELEVENLABS_AGENT_ID="
             f"{settings.agent_id}; pass the right --record or agent id"
         )
-    return path, rec
+    return str(path), rec
+
+
+def _load(
+    settings: Settings, client: Client, record_path: str | None, run_id: str | None
+) -> tuple[str, dict[str, Any]]:
+    """The run to undo: ``--record FILE``; else the stored run ``--to ID``, or the newest
+    stored run (which must be complete); with no stored run at all, the newest local record."""
+    if record_path:
+        return _load_file(settings, record_path)
+    runs = where(client, settings).runs
+    if run_id is not None:
+        run = next((r for r in runs if r.run_id == run_id), None)
+        if run is None:
+            raise InputError(
+                f"--to {run_id}: no stored run of that id for agent {settings.agent_id} in "
+                f"{settings.folder}/.kb-sync; pass an id kb-sync history lists"
+            )
+    elif runs:
+        run = runs[-1]
+    else:
+        event("rollback.no_history", folder=settings.folder, note="using the local records")
+        return _load_file(settings, None)
+    if not run.complete:
+        raise InputError(incomplete_line(run))
+    rec = history.load(client, run)
+    event("rollback.source", run=run.run_id, kind=run.kind, time=run.when, host=rec.get("host"))
+    return f"stored run {run.run_id} ({run.kind}, {run.when})", rec
 
 
 def _existing(client: Client, entries: Iterable[KbEntry], own: Ownership) -> set[str]:
@@ -202,11 +232,12 @@ def rollback_command(
     out: TextIO,
     *,
     record_path: str | None = None,
+    run_id: str | None = None,
     dry_run: bool = False,
     as_json: bool = False,
     options: Options | None = None,
 ) -> int:
-    path, rec = _load(settings, record_path)
+    path, rec = _load(settings, client, record_path, run_id)
     if dry_run:
         _plan(settings, client, out, path, rec, dry_run=True, as_json=as_json)
         return ExitCode.OK
@@ -222,10 +253,14 @@ def rollback_command(
             namespace=settings.namespace,
             base_url=settings.base_url,
             kb_before=entries_json(plan.current),
-            options={"record": str(path)},
+            options={"record": path, "undoes": plan.run_id, "summary": plan.summary()},
         )
         applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
         applier.folder_id = layout.folder_id
+        assert layout.meta_id is not None
+        applier.history = HistoryWriter(
+            client, layout.meta_id, record, "rollback", settings.history_keep
+        )
         return _execute(plan, applier, client, record, out, as_json, settings)
 
 
@@ -233,7 +268,7 @@ def _plan(
     settings: Settings,
     client: Client,
     out: TextIO,
-    path: Path,
+    path: str,
     rec: dict[str, Any],
     *,
     dry_run: bool,
@@ -312,11 +347,14 @@ def _execute(
         reason="rollback",
     )
     keep_ids = {e.id for e in after}
-    record.deletions = [
-        applier.deleter.delete(Ref(i, name, f"created by run {plan.run_id}"))
-        for i, name in plan.created.items()
-        if i not in keep_ids
-    ]
+    # their content is saved in this run's record first: a rollback can be rolled back
+    record.deletions = applier.delete_superseded(
+        [
+            Ref(i, name, f"created by run {plan.run_id}")
+            for i, name in plan.created.items()
+            if i not in keep_ids
+        ]
+    )
     record.status = "done"
     record.exit_code = 0
     record.write()

@@ -9,6 +9,7 @@ from typing import Any, TextIO
 from .client import Client
 from .config import Settings
 from .errors import ApiError
+from .history_command import where, where_lines
 from .remote import ownership, read_agent
 
 
@@ -45,6 +46,7 @@ def gather(client: Client, settings: Settings) -> dict[str, Any]:
                 "size_bytes": size,
             }
         )
+    place = where(client, settings)
     overview = client.rag_overview()
     try:
         kb_size = client.agent_kb_size(settings.agent_id)
@@ -59,6 +61,7 @@ def gather(client: Client, settings: Settings) -> dict[str, Any]:
             "total_max_bytes": overview.get("total_max_bytes"),
         },
         "agent_kb_pages": kb_size.get("number_of_pages"),
+        **place.to_dict(),
     }
 
 
@@ -79,4 +82,5 @@ def status_command(client: Client, settings: Settings, out: TextIO, as_json: boo
     used, cap = q["total_used_bytes"], q["total_max_bytes"]
     pct = f" ({100 * used / cap:.1f}%)" if used is not None and cap else ""
     out.write(f"Workspace RAG quota: {used} of {cap} bytes used{pct}\n")
+    out.writelines(line + "\n" for line in where_lines(data))
     return 0

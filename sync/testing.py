@@ -110,3 +110,15 @@ def run_cli(
             code = KILLED
     calls = tuple(backend.calls[mark:]) if backend is not None else ()
     return Result(int(code), out.getvalue(), err.getvalue(), calls)
+
+
+def is_upload(call: Any) -> bool:
+    """An emulator call (a ``Call`` or its dict) that uploaded a document of the knowledge
+    base: a POST of a text doc that is not one of kb-sync's stored runs (:mod:`sync.history`)."""
+    fields: dict[str, Any] = call if isinstance(call, dict) else vars(call)
+    path = str(fields.get("path"))
+    if fields.get("method") != "POST" or not path.endswith("/knowledge-base/text"):
+        return False
+    raw = fields.get("request_json")
+    body: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    return not str(body.get("name", "")).startswith("run:")

@@ -20,6 +20,7 @@ from .config import Settings
 from .content import same_content
 from .domain import KbEntry
 from .errors import ApiError, ExitCode, NotFound
+from .history_command import where, where_lines
 from .local import LocalDoc, read_folder
 from .remote import ownership, read_agent
 from .status import index_status
@@ -153,7 +154,16 @@ def audit(client: Client, settings: Settings, folder: str) -> dict[str, Any]:
         "unmanaged": unmanaged,
         "quota": run.quota(),
         "entries": len(kb),
+        **_where(client, settings),
     }
+
+
+def _where(client: Client, settings: Settings) -> dict[str, Any]:
+    """The folder and the stored history, reported (not checked)."""
+    try:
+        return where(client, settings).to_dict()
+    except ApiError as exc:
+        return {"folder": {"name": settings.folder, "error": str(exc)}, "history": None}
 
 
 def verify_command(
@@ -176,6 +186,7 @@ def verify_command(
         for u in report["unmanaged"]:
             out.write(f"info  unmanaged entry kept: {u['name']} [{u['id']}]\n")
         out.writelines(line + "\n" for line in lines)
+        out.writelines(f"info  {line}\n" for line in where_lines(report))
         q = report["quota"]
         out.write(f"info  quota: {q.get('total_used_bytes')} of {q.get('total_max_bytes')} bytes\n")
         n_fail = sum(1 for c in report["checks"] if not c["ok"])

@@ -50,6 +50,7 @@ def _property_stats() -> Iterator[None]:
         "faults": dict(STATS["faults"]),
         "faults_total": sum(STATS["faults"].values()),
         "exit_codes": dict(STATS["exit_codes"]),
+        "history": dict(STATS["history"]),
     }
     path = Path(__file__).resolve().parents[2] / "reports" / "property-stats.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,13 +11,17 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from sync import history
 from sync.clock import FakeClock
+from sync.domain import RemoteDoc
 from sync.emulator import Backend, Call
 from sync.emulator.agents import kb_of
+from sync.history import StoredRun
 from sync.lease import PREFIX as LEASE_PREFIX
 from sync.lease import lease_ttl
 from sync.naming import parse
@@ -42,6 +46,7 @@ STATS: dict[str, Any] = {
     "interleavings": 0,  # pushes during which another writer acted
     "other_machine_exit_codes": Counter(),
     "person_patches": 0,
+    "history": Counter(),  # runs stored by a push: complete / incomplete
 }
 
 FILES = ("a.md", "b.md", "Q1 notes.md", "отчёт.md")
@@ -291,7 +296,60 @@ class Watch:
             for d in b.docs.values():
                 if parse(d.name, self.namespace) and d.id not in attached and d.id not in shared:
                     problems.append(f"managed orphan left: {d.name} ({d.id})")
+            problems += layout_problems(b, self.agent_id, self.namespace, shared=shared)
         return problems
+
+
+def layout_problems(
+    b: Backend, agent_id: str, namespace: str, keep: int = 10, shared: set[str] | None = None
+) -> list[str]:
+    """Where things are after a successful run: one root folder named after the namespace
+    holding every managed doc, one ``.kb-sync`` in it holding at most ``keep`` stored runs of
+    this agent. ``shared``: managed-named docs other agents use, which kb-sync leaves alone."""
+    docs = list(b.docs.values())
+    roots = [d for d in docs if d.is_folder and d.name == namespace and d.parent_id is None]
+    problems = [f"{len(roots)} root folders named {namespace}"] if len(roots) > 1 else []
+    root = roots[0].id if roots else None
+    metas = [d for d in docs if d.is_folder and d.name == ".kb-sync" and d.parent_id == root]
+    meta = metas[0].id if metas else None
+    problems += [
+        f"managed doc outside the folder: {d.name}"
+        for d in docs
+        if parse(d.name, namespace)
+        and d.id not in (shared or set())
+        and (root is None or d.parent_id != root)
+    ]
+    runs = stored_runs(b, agent_id)
+    if len(runs) > keep:
+        problems.append(f"{len(runs)} stored runs, keep {keep}")
+    problems += [
+        f"stored run part outside .kb-sync: {p.doc_id}"
+        for r, _ in runs
+        for p in r.parts
+        if b.docs[p.doc_id].parent_id != meta
+    ]
+    # (a crashed run's lease stays until a writing run takes it over after its TTL: a run with
+    # nothing to do sends no request to look for it)
+    return problems
+
+
+def stored_runs(b: Backend, agent_id: str) -> list[tuple[StoredRun, dict[str, Any] | None]]:
+    """This agent's runs in ``.kb-sync``, oldest first, with the record of each complete one."""
+    listed = [
+        RemoteDoc(d.id, d.name, type=d.type, parent_id=d.parent_id, created=int(d.created_at))
+        for d in b.docs.values()
+    ]
+    out: list[tuple[StoredRun, dict[str, Any] | None]] = []
+    for run in history.group(listed, agent_id):
+        parts = run.done_parts()
+        data = None
+        if parts is not None:
+            text = "".join(
+                history.decode_part(b.docs[p.doc_id].text, run.run_id, p.index) for p in parts
+            )
+            data = json.loads(text)
+        out.append((run, data))
+    return out
 
 
 def expire_crashed_leases(b: Backend, clock: FakeClock) -> None:

@@ -48,6 +48,7 @@ from tests.property.harness import (
     indexed,
     make_text,
     same_size_edit,
+    stored_runs,
 )
 
 FAULTS = ("429", "5xx", "drop-after-commit", "linger", "index-failed", "index-stuck", "quota")
@@ -303,6 +304,7 @@ class SyncMachine(RuleBasedStateMachine):
     ) -> None:
         for kind in faults:
             self.inject_fault(kind, data)
+        known = {r.run_id for r, _ in stored_runs(self.b, self.agent)}
         self.crasher.arm(crash, after_commit)
         res = self._push(strict=strict, concurrency=concurrency)
         if self.crasher.fired:
@@ -311,6 +313,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.crasher.arm(None)
         self._assert_clean(res, "push")
         self._check_no_violations()
+        self._check_history(known, res)
         assert res.killed or res.code in (0, 1, 3, 4), f"exit {res.code}\n{res.stderr[-3000:]}"
         if res.code == 0:
             problems = self._end_state(allow_shared_orphans=False)
@@ -419,6 +422,22 @@ class SyncMachine(RuleBasedStateMachine):
             doc_id = self.b.seed_document(name, text)
             self.b.set_quota(quota)
             self.b.attach(self.agent, doc_id, "prompt" if small else "auto")
+
+    # ------------------------------------------------------------------ invariants
+    def _check_history(self, known: set[str], res: Result) -> None:
+        """A push stores at most one run; a run stored complete tells the truth (the agent
+        holds its kb_after: nobody else wrote during this push), so a crash or failure before
+        that point leaves none or an incomplete one, which rollback refuses."""
+        new = [(r, d) for r, d in stored_runs(self.b, self.agent) if r.run_id not in known]
+        assert len(new) <= 1, f"one push stored {len(new)} runs"
+        kb = [e["id"] for e in self.b.agent_kb(self.agent)]
+        for run, data in new:
+            STATS["history"]["complete" if data else "incomplete"] += 1
+            if data is not None:
+                after = [e["id"] for e in data["kb_after"] or []]
+                assert after == kb, f"stored run {run.run_id} says {after}, agent holds {kb}"
+            elif not res.killed:
+                assert res.code != 0, "exit 0 but its stored run is incomplete"
 
     # ------------------------------------------------------------------ invariants
     def _check_no_violations(self) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from sync.clock import FakeClock, SystemClock
 from sync.emulator import Backend, emulate, serve
-from sync.testing import Result, run_cli
+from sync.testing import Result, is_upload, run_cli
 from tests.canary import CANARY_KEY
 from tests.contract.spec import validate_call
 
@@ -64,18 +64,24 @@ class Kit:
         return [c for c in self.backend.calls if c.method != "GET" and c not in own]
 
     def metadata_writes(self) -> list[Any]:
+        """kb-sync's own: folders (the KB folder, .kb-sync, leases) and stored run records."""
         created = [
             c
             for c in self.backend.calls
-            if c.method == "POST" and c.path.endswith("/knowledge-base/folder")
+            if c.method == "POST"
+            and (
+                c.path.endswith("/knowledge-base/folder")
+                or (c.path.endswith("/knowledge-base/text") and not is_upload(c))
+            )
         ]
         ids = {str((c.response_json or {}).get("id")) for c in created}
-        deleted = [
+        ids |= {d.id for d in self.backend.docs.values() if d.name.startswith("run:")}
+        changed = [
             c
             for c in self.backend.calls
-            if c.method == "DELETE" and c.path.rsplit("/", 1)[-1] in ids
+            if c.method in ("DELETE", "PATCH") and c.path.rsplit("/", 1)[-1] in ids
         ]
-        return created + deleted
+        return created + changed
 
     def managed_kb(self) -> list[dict[str, Any]]:
         return [e for e in self.backend.agent_kb(self.agent_id) if e["name"].startswith("kb-sync:")]

@@ -5,6 +5,7 @@ a branch of our own agent is kept (dependents' real branch entries), and a 429
 from __future__ import annotations
 
 from sync.emulator import system_busy
+from sync.testing import is_upload
 
 from .conftest import Kit, para
 
@@ -27,4 +28,4 @@ def test_system_busy_is_retried(kit: Kit) -> None:
     kit.write("2025-Q1.md", "# 2025-Q1\n\n" + para("busy"))
     r = kit.push()
     assert r.code == 0, r.stderr
-    assert [c.status for c in kit.backend.calls if c.path.endswith("/text")] == [429, 200]
+    assert [c.status for c in kit.backend.calls if is_upload(c)] == [429, 200]

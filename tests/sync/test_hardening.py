@@ -155,7 +155,7 @@ def test_a_crash_right_after_the_patch_makes_rollback_refuse_not_undo_two_pushes
     on_v3 = [e["id"] for e in kit.backend.agent_kb(kit.agent_id)]
     r = kit.kb("rollback")
     assert r.code == 5, r.stderr
-    assert "not complete" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "is incomplete" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert [e["id"] for e in kit.backend.agent_kb(kit.agent_id)] == on_v3  # nothing undone
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sync.config import default_namespace
 from sync.naming import fingerprint, managed_name
+from sync.testing import is_upload
 
 from .conftest import Kit, para
 
@@ -49,5 +50,5 @@ def test_the_old_shared_default_is_adopted_on_the_first_run(kit: Kit) -> None:
     assert [e["id"] for e in kb][0] == old["a.md"]  # unchanged: adopted, not uploaded again
     assert kb[1]["name"].startswith(default_namespace(kit.agent_id) + ":b.md#")
     assert old["b.md"] not in kit.backend.docs  # superseded, ours, deleted
-    uploads = [c for c in kit.backend.calls if c.path.endswith("/knowledge-base/text")]
+    uploads = [c for c in kit.backend.calls if is_upload(c)]
     assert len(uploads) == 1  # no duplicate of a.md

@@ -9,6 +9,7 @@ import pytest
 
 from sync.emulator import FaultRule, rate_limited, server_error
 from sync.errors import ExitCode
+from sync.testing import is_upload
 
 from .conftest import Kit, para
 
@@ -89,7 +90,7 @@ def test_update_replaces_in_place_then_deletes_old(kit: Kit) -> None:
     patch_at = next(i for i, k in enumerate(kinds) if k[0] == "PATCH")
     assert kinds[0] == ("POST", "text")
     assert all(k[0] != "DELETE" for k in kinds[:patch_at])
-    assert sum(1 for k in kinds if k[0] == "PATCH") == 1
+    assert sum(1 for c in kit.writes() if c.method == "PATCH" and "/agents/" in c.path) == 1
     assert kinds[-1][0] == "DELETE"
     patch = next(c for c in kit.backend.calls if c.method == "PATCH")
     sent = patch.request_json["conversation_config"]["agent"]["prompt"]["knowledge_base"]
@@ -167,7 +168,7 @@ def test_index_pending_at_deadline_keeps_old_version(kit: Kit) -> None:
             idx.fate = "succeed"
     kit.backend.clear_calls()
     r = kit.push()
-    creates = [c for c in kit.backend.calls if c.method == "POST" and c.path.endswith("/text")]
+    creates = [c for c in kit.backend.calls if is_upload(c)]
     assert creates == []  # reused, not uploaded again
     assert r.code == 0
 
@@ -455,7 +456,7 @@ def test_converges_after_a_crash_and_reuses_the_orphan(kit: Kit) -> None:
     kit.backend.clear_calls()
     r = kit.push()
     assert r.code == 0, r.stderr
-    creates = [c for c in kit.backend.calls if c.method == "POST" and c.path.endswith("/text")]
+    creates = [c for c in kit.backend.calls if is_upload(c)]
     assert creates == []  # the orphan upload was reused
     assert len(kit.managed_docs()) == 3  # and no orphan left behind
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 from sync.errors import ExitCode
+from sync.testing import is_upload
 
 from .conftest import Kit, para
 
@@ -30,7 +32,8 @@ def test_rollback_restores_previous_kb_even_after_deletion(kit: Kit) -> None:
     old_ids = [e["id"] for e in kit.managed_kb()]
     kit.write("2025-Q1.md", "# 2025-Q1 wrong numbers\n\n" + para("wrong"))
     kit.remove("2025-Q2.md")
-    assert kit.push().code == 0
+    pushed = kit.push()
+    assert pushed.code == 0
     assert all(i not in kit.backend.docs for i in old_ids)  # superseded docs are gone
 
     kit.backend.clear_calls()
@@ -45,13 +48,16 @@ def test_rollback_restores_previous_kb_even_after_deletion(kit: Kit) -> None:
         assert kit.backend.index_status(e["id"]) == "succeeded"
     # what the undone run created is deleted
     assert len(kit.managed_docs()) == 2
-    # a second rollback of the same record changes nothing and uploads nothing
-    again = kit.kb("rollback", "--dry-run")
+    # a second rollback of the same run (--to its id) changes nothing and uploads nothing
+    found = re.search(r"-push-([0-9a-f]+)\.json", pushed.stdout)
+    assert found, pushed.stdout
+    run_id = found[1]
+    again = kit.kb("rollback", "--dry-run", "--to", run_id)
     assert "0 to recreate, 2 to reuse" in again.stdout, again.stdout
     kit.backend.clear_calls()
-    assert kit.kb("rollback").code == 0
+    assert kit.kb("rollback", "--to", run_id).code == 0
     assert contents(kit) == before
-    assert not [c for c in kit.backend.calls if c.path.endswith("/text")]
+    assert not [c for c in kit.backend.calls if is_upload(c)]
     assert len(kit.managed_docs()) == 2
     # and the folder, re-pushed, would bring the change back (the record is not state)
     assert "1 to change" in kit.push("--dry-run").stdout

@@ -1,0 +1,317 @@
+"""Run history kept in ElevenLabs, so a rollback works from any machine (the cron's disk is
+wiped after every run).
+
+Every applied run (push or rollback) stores its record as text documents in
+``<folder>/.kb-sync`` (never attached to an agent, never RAG-indexed), one or more *parts*:
+
+``run:<agent id>:<UTC stamp>:<run id>:<kind>:<state>:<i>of<n>``
+
+* ``intent`` is written before the agent's PATCH (the list about to be sent, the KB before);
+* ``done`` replaces it (the same documents, PATCHed: name and content) once the agent is
+  patched, read back, and the content of every document the run is about to delete is in the
+  record: the deletes come only after the record that can undo them is stored.
+
+A run is *complete* when all its parts ``1..n`` are ``done``; anything else (a crash between
+the two) is incomplete, and ``kb-sync rollback`` refuses it with a line saying so. A part
+holds ``{"kb_sync_run": id, "part": i, "of": n, "data": "<a slice of the record's JSON>"}``,
+so a record longer than one document's character limit spans several; ``<``, ``>`` and ``&``
+are escaped (the service serves content as HTML). The newest ``KB_SYNC_HISTORY`` runs (default
+10) are kept; older ones are deleted after each completed run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .client import Client
+from .domain import RemoteDoc
+from .errors import ApiError, InputError, NotFound, SyncError
+from .folders import META
+from .log import event
+from .record import RunRecord
+
+PREFIX = "run:"
+# one part's slice of the record; escaped inside the part's JSON it at most doubles, so a part
+# stays under the 300,000-character limit of a document
+PART_CHARS = 100_000
+_NAME = re.compile(
+    r"^run:(?P<agent>[^:]+):(?P<stamp>\d{8}T\d{6}Z):(?P<run>[A-Za-z0-9]+):(?P<kind>push|rollback)"
+    r":(?P<state>intent|done):(?P<i>\d+)of(?P<n>\d+)$"
+)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def stamp(started_at: str) -> str:
+    """``2026-12-01T11:47:00Z`` -> ``20261201T114700Z`` (no ``:`` inside a name field)."""
+    return started_at.replace("-", "").replace(":", "")
+
+
+def part_name(
+    agent_id: str, run_stamp: str, run_id: str, kind: str, state: str, i: int, n: int
+) -> str:
+    return f"{PREFIX}{agent_id}:{run_stamp}:{run_id}:{kind}:{state}:{i}of{n}"
+
+
+@dataclass(frozen=True)
+class Part:
+    doc_id: str
+    run_id: str
+    stamp: str
+    kind: str
+    state: str
+    index: int
+    of: int
+    created: int
+
+    @classmethod
+    def parse(cls, doc: RemoteDoc, agent_id: str) -> Part | None:
+        m = _NAME.match(doc.name)
+        if m is None or m["agent"] != agent_id or doc.is_folder:
+            return None
+        return cls(
+            doc.id,
+            m["run"],
+            m["stamp"],
+            m["kind"],
+            m["state"],
+            int(m["i"]),
+            int(m["n"]),
+            doc.created or 0,
+        )
+
+
+@dataclass
+class StoredRun:
+    run_id: str
+    stamp: str
+    kind: str
+    parts: list[Part] = field(default_factory=list)
+
+    @property
+    def created(self) -> int:
+        return min((p.created for p in self.parts), default=0)
+
+    def done_parts(self) -> list[Part] | None:
+        """The parts ``1..n`` of the ``done`` state, in order; None when incomplete."""
+        return self.parts_in("done")
+
+    def parts_in(self, state: str) -> list[Part] | None:
+        """The parts ``1..n`` of ``state``, in order; None when some are missing."""
+        done = [p for p in self.parts if p.state == state]
+        if not done:
+            return None
+        n = done[0].of
+        by_index = {p.index: p for p in done if p.of == n}
+        if sorted(by_index) != list(range(1, n + 1)):
+            return None
+        return [by_index[i] for i in range(1, n + 1)]
+
+    @property
+    def complete(self) -> bool:
+        return self.done_parts() is not None
+
+    @property
+    def when(self) -> str:
+        s = self.stamp
+        return f"{s[0:4]}-{s[4:6]}-{s[6:8]}T{s[9:11]}:{s[11:13]}:{s[13:15]}Z"
+
+
+def group(docs: Iterable[RemoteDoc], agent_id: str) -> list[StoredRun]:
+    """This agent's runs, oldest first (the server's creation time, then the stamp)."""
+    runs: dict[str, StoredRun] = {}
+    for d in docs:
+        p = Part.parse(d, agent_id)
+        if p is None:
+            continue
+        runs.setdefault(p.run_id, StoredRun(p.run_id, p.stamp, p.kind)).parts.append(p)
+    return sorted(runs.values(), key=lambda r: (r.created, r.stamp, r.run_id))
+
+
+def list_runs(client: Client, meta_id: str, agent_id: str) -> list[StoredRun]:
+    listed = client.list_documents(PREFIX + agent_id, parent_folder_id=meta_id)
+    return group((RemoteDoc.from_json(d) for d in listed), agent_id)
+
+
+def find_meta(client: Client, folder_id: str | None) -> str | None:
+    """The ``.kb-sync`` folder's id (read-only), or None."""
+    if folder_id is None:
+        return None
+    for d in client.list_documents(META, parent_folder_id=folder_id, types=("folder",)):
+        doc = RemoteDoc.from_json(d)
+        if doc.is_folder and doc.name == META:
+            return doc.id
+    return None
+
+
+# -- what is stored --------------------------------------------------------------------------
+def payload(record: RunRecord, state: str, command: str) -> dict[str, Any]:
+    """The record as stored: what ``history`` shows and what a rollback needs."""
+    plan = record.plan or {}
+    summary = (plan.get("summary") or {}).get("text") or record.options.get("summary", "")
+    return {
+        "kb_sync_history": 1,
+        "run_id": record.run_id,
+        "kind": record.kind,
+        "state": state,
+        "agent_id": record.agent_id,
+        "namespace": record.namespace,
+        "started_at": record.started_at,
+        "host": _UNSAFE.sub("-", socket.gethostname())[:60],
+        "command": command,
+        "version": record.version,
+        "summary": summary,
+        "options": record.options,
+        # rollback needs only the adopt items of the plan (what the push could change)
+        "plan": {
+            "summary": plan.get("summary"),
+            "items": [i for i in plan.get("items", []) if i.get("action") == "adopt"],
+        },
+        "kb_before": record.kb_before,
+        "intent": record.intent,
+        "kb_after": record.kb_after,
+        "created": record.created,
+        "saved": record.saved,
+        "patched": record.patched,
+    }
+
+
+def _escape(text: str) -> str:
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def encode(data: Mapping[str, Any], run_id: str, part_chars: int = PART_CHARS) -> list[str]:
+    whole = _escape(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    slices = [whole[i : i + part_chars] for i in range(0, len(whole), part_chars)] or [""]
+    return [
+        _escape(
+            json.dumps(
+                {"kb_sync_run": run_id, "part": i, "of": len(slices), "data": s},
+                ensure_ascii=False,
+            )
+        )
+        for i, s in enumerate(slices, 1)
+    ]
+
+
+def decode_part(content: str, run_id: str, index: int) -> str:
+    """One part's slice; the service may wrap content in markup: read from ``{`` to ``}``."""
+    start, end = content.find("{"), content.rfind("}")
+    try:
+        part = json.loads(content[start : end + 1]) if start >= 0 else None
+    except ValueError:
+        part = None
+    if not isinstance(part, dict) or part.get("kb_sync_run") != run_id or part.get("part") != index:
+        raise InputError(
+            f"stored run {run_id}: part {index} is not readable (edited or truncated in "
+            "ElevenLabs?); pick another with kb-sync rollback --to ID (kb-sync history lists them)"
+        )
+    return str(part.get("data", ""))
+
+
+def load(client: Client, run: StoredRun, state: str = "done") -> dict[str, Any]:
+    """The complete run's record (as :func:`payload` made it); ``state="intent"``: what an
+    incomplete run stored before its PATCH."""
+    parts = run.parts_in(state)
+    if parts is None:
+        raise InputError(incomplete_line(run))
+    try:
+        text = "".join(
+            decode_part(client.get_content(p.doc_id), run.run_id, p.index) for p in parts
+        )
+    except NotFound:
+        raise InputError(
+            f"stored run {run.run_id}: a part was deleted while reading; run again"
+        ) from None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or "kb_before" not in data:
+        raise InputError(
+            f"stored run {run.run_id}: not a readable kb-sync run; pick another with "
+            "kb-sync rollback --to ID (kb-sync history lists them)"
+        )
+    return data
+
+
+def incomplete_line(run: StoredRun) -> str:
+    return (
+        f"stored run {run.run_id} ({run.kind}, {run.when}) is incomplete: it stopped around "
+        "its PATCH, so whether it changed the agent is unknown; check `kb-sync status`, then "
+        "pick a complete run with kb-sync rollback --to ID (kb-sync history lists them)"
+    )
+
+
+# -- writing ---------------------------------------------------------------------------------
+class HistoryWriter:
+    """Stores one run's record: the intent, then done; then prunes to the newest ``keep``."""
+
+    def __init__(
+        self,
+        client: Client,
+        meta_id: str,
+        record: RunRecord,
+        command: str,
+        keep: int = 10,
+        part_chars: int | None = None,
+    ) -> None:
+        self.client, self.meta_id, self.record = client, meta_id, record
+        self.command, self.keep = command, keep
+        self.part_chars = part_chars or PART_CHARS
+        self.parts: list[str] = []  # my documents, part 1 first
+
+    def intent(self) -> None:
+        self._store("intent")
+        event("history.intent", run=self.record.run_id, parts=len(self.parts))
+
+    def complete(self) -> None:
+        self._store("done")
+        event("history.stored", run=self.record.run_id, parts=len(self.parts))
+        self.prune()
+
+    def _store(self, state: str) -> None:
+        r = self.record
+        chunks = encode(payload(r, state, self.command), r.run_id, self.part_chars)
+        ids: list[str] = []
+        for i, chunk in enumerate(chunks, 1):
+            name = part_name(
+                r.agent_id, stamp(r.started_at), r.run_id, r.kind, state, i, len(chunks)
+            )
+            if i <= len(self.parts):
+                self.client.update_document(self.parts[i - 1], name=name, content=chunk)
+                ids.append(self.parts[i - 1])
+            else:
+                made = self.client.create_text(name, chunk, parent_folder_id=self.meta_id)
+                ids.append(str(made["id"]))
+        surplus, self.parts = self.parts[len(chunks) :], ids
+        for doc_id in surplus:
+            self._delete(doc_id)
+
+    def prune(self) -> None:
+        """Keep the newest ``keep`` runs of this agent (this one included)."""
+        try:
+            runs = list_runs(self.client, self.meta_id, self.record.agent_id)
+        except SyncError as exc:
+            event("history.prune_failed", logging.WARNING, error=str(exc))
+            return
+        old = [r for r in runs if r.run_id != self.record.run_id]
+        drop = old[: max(0, len(runs) - self.keep)]
+        for run in drop:
+            for p in run.parts:
+                self._delete(p.doc_id)
+        if drop:
+            event("history.pruned", runs=len(drop), kept=len(runs) - len(drop), keep=self.keep)
+
+    def _delete(self, doc_id: str) -> None:
+        try:
+            self.client.delete_document(doc_id)
+        except NotFound:
+            pass
+        except ApiError as exc:  # it is pruned by a later run
+            event("history.delete_failed", logging.WARNING, id=doc_id, error=str(exc))

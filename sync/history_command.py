@@ -1,0 +1,103 @@
+"""`kb-sync history [--json]`, and the folder/history lines of `status` and `verify`.
+
+Read-only: the runs stored in ``<folder>/.kb-sync`` (:mod:`sync.history`), newest first, with
+time, host, command, summary, id and whether each is complete.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from .client import Client
+from .config import Settings
+from .errors import InputError, SyncError
+from .history import StoredRun, find_meta, list_runs, load
+from .remote import read_documents
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where kb-sync's things are in ElevenLabs, as status and verify report them."""
+
+    folder: str
+    folder_id: str | None
+    meta_id: str | None
+    runs: tuple[StoredRun, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        newest = self.runs[-1] if self.runs else None
+        return {
+            "folder": {"name": self.folder, "id": self.folder_id, "meta_id": self.meta_id},
+            "history": {
+                "count": len(self.runs),
+                "complete": sum(1 for r in self.runs if r.complete),
+                "newest": _brief(newest) if newest else None,
+            },
+        }
+
+
+def where_lines(report: dict[str, Any]) -> list[str]:
+    """``status``, ``verify`` and ``history``: the folder and the history in two lines."""
+    f, h = report.get("folder") or {}, report.get("history")
+    if not f.get("id"):
+        return [
+            f"Folder: {f.get('name')} ({f.get('error') or 'not created yet: no run has written'})"
+        ]
+    lines = [f"Folder: {f['name']} [{f['id']}], metadata in .kb-sync [{f.get('meta_id')}]"]
+    n = (h or {}).get("newest")
+    if not h or n is None:
+        return [*lines, "History: no stored runs"]
+    state = "complete" if n["complete"] else "INCOMPLETE"
+    return [
+        *lines,
+        f"History: {h['count']} stored runs ({h['complete']} complete); newest {n['time']} "
+        f"{n['kind']} {n['id']} ({state})",
+    ]
+
+
+def _brief(run: StoredRun) -> dict[str, Any]:
+    return {"id": run.run_id, "time": run.when, "kind": run.kind, "complete": run.complete}
+
+
+def where(client: Client, settings: Settings) -> Where:
+    _, layout = read_documents(client, settings)
+    meta_id = find_meta(client, layout.folder_id)
+    runs = list_runs(client, meta_id, settings.agent_id) if meta_id else []
+    return Where(settings.folder, layout.folder_id, meta_id, tuple(runs))
+
+
+def _row(client: Client, run: StoredRun) -> dict[str, Any]:
+    row = _brief(run) | {"host": None, "command": None, "summary": None, "parts": len(run.parts)}
+    state = "done" if run.complete else "intent"
+    try:
+        data = load(client, run, state) if run.parts_in(state) else {}
+    except (InputError, SyncError) as exc:
+        data = {"summary": f"unreadable: {exc}"}
+    row["host"], row["command"] = data.get("host"), data.get("command")
+    row["summary"] = data.get("summary")
+    return row
+
+
+def history_command(client: Client, settings: Settings, out: TextIO, as_json: bool) -> int:
+    w = where(client, settings)
+    rows = [_row(client, r) for r in reversed(w.runs)]
+    if as_json:
+        payload = w.to_dict() | {"runs": rows, "keep": settings.history_keep}
+        out.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        return 0
+    for line in where_lines(w.to_dict()):
+        out.write(line + "\n")
+    for r in rows:
+        state = "complete" if r["complete"] else "INCOMPLETE"
+        out.write(
+            f"  {r['time']}  {r['kind']:8s} {r['id']}  {state:10s}  host {r['host'] or '?'}  "
+            f"{r['summary'] or ''}\n"
+        )
+    if w.runs:
+        out.write(
+            f"Keeping the newest {settings.history_keep} (KB_SYNC_HISTORY). Undo the newest: "
+            "kb-sync rollback; another: kb-sync rollback --to ID\n"
+        )
+    return 0

@@ -1,0 +1,216 @@
+"""Run history in ElevenLabs (issue 13): stored by every applied run, read by `history`,
+`status`, `verify` and `rollback` from any machine (here: another record dir)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from sync import history
+from sync.emulator import server_error
+from sync.testing import Killed
+
+from .conftest import Kit, para
+
+
+def runs(kit: Kit) -> dict[str, list[str]]:
+    """run id -> the names of its stored parts."""
+    out: dict[str, list[str]] = {}
+    for d in kit.backend.docs.values():
+        if d.name.startswith(f"run:{kit.agent_id}:"):
+            out.setdefault(d.name.split(":")[3], []).append(d.name)
+    return out
+
+
+def run_id_of(stdout: str) -> str:
+    found = re.search(r"-(?:push|rollback)-([0-9a-f]+)\.json", stdout)
+    assert found, stdout
+    return found[1]
+
+
+def elsewhere(kit: Kit, tmp_path: Path, name: str) -> dict[str, str]:
+    """The env of another machine: its own (empty) record dir."""
+    return kit.env | {"KB_SYNC_RECORD_DIR": str(tmp_path / f"{name}-runs")}
+
+
+def test_a_push_stores_one_complete_run_that_history_status_and_verify_report(kit: Kit) -> None:
+    kit.write("a.md", para("v1"))
+    pushed = kit.push()
+    assert pushed.code == 0, pushed.stderr
+    rid = run_id_of(pushed.stdout)
+    stored = runs(kit)
+    assert list(stored) == [rid]
+    assert re.fullmatch(
+        rf"run:{kit.agent_id}:\d{{8}}T\d{{6}}Z:{rid}:push:done:1of1", stored[rid][0]
+    )
+    meta = next(d for d in kit.backend.docs.values() if d.name == ".kb-sync")
+    part = next(d for d in kit.backend.docs.values() if d.name.startswith("run:"))
+    assert part.parent_id == meta.id  # inside .kb-sync, never attached, never indexed
+    assert part.id not in {e["id"] for e in kit.backend.agent_kb(kit.agent_id)}
+    assert kit.backend.index_status(part.id) is None
+
+    h = kit.kb("history", "--json")
+    assert h.code == 0, h.stderr
+    data = json.loads(h.stdout)
+    assert [(r["id"], r["kind"], r["complete"]) for r in data["runs"]] == [(rid, "push", True)]
+    assert data["runs"][0]["summary"] == "1 to add, 0 to change, 0 to destroy"
+    assert data["runs"][0]["host"] and data["keep"] == 10
+    text = kit.kb("history").stdout
+    assert rid in text and "complete" in text and "kb-sync rollback --to ID" in text
+
+    st = json.loads(kit.kb("status", "--json").stdout)
+    assert st["folder"]["name"] == "kb-sync" and st["folder"]["id"] == meta.parent_id
+    assert st["history"]["count"] == 1 and st["history"]["newest"]["id"] == rid
+    assert f"newest {data['runs'][0]['time']} push {rid} (complete)" in kit.kb("status").stdout
+    ver = kit.kb("verify", "--dir", str(kit.dir))
+    assert ver.code == 0 and "History: 1 stored runs (1 complete)" in ver.stdout
+
+
+def test_the_intent_is_stored_before_the_patch_and_done_before_the_first_delete(
+    kit: Kit,
+) -> None:
+    kit.write("a.md", para("v1"))
+    assert kit.push().code == 0
+    kit.write("a.md", para("v2"))
+    kit.backend.clear_calls()
+    assert kit.push().code == 0
+    writes = [(c.method, c.path, c.request_json) for c in kit.backend.calls if c.method != "GET"]
+
+    def at(pred: object) -> int:
+        return next(i for i, w in enumerate(writes) if pred(w))  # type: ignore[operator]
+
+    intent = at(lambda w: w[0] == "POST" and str((w[2] or {}).get("name", "")).startswith("run:"))
+    patch = at(lambda w: w[0] == "PATCH" and "/agents/" in w[1])
+    done = at(lambda w: w[0] == "PATCH" and ":done:" in str((w[2] or {}).get("name", "")))
+    first_delete = at(lambda w: w[0] == "DELETE" and "lease" not in w[1])
+    assert intent < patch < done < first_delete
+
+
+def test_rollback_from_another_machine_and_a_rollback_of_the_rollback(
+    kit: Kit, tmp_path: Path
+) -> None:
+    kit.write("a.md", "# A\n\n" + para("v1"))
+    assert kit.push().code == 0
+    v1 = {e["name"] for e in kit.backend.agent_kb(kit.agent_id)}
+    kit.write("a.md", "# A\n\n" + para("v2"))
+    assert kit.push().code == 0
+    v2 = {e["name"] for e in kit.backend.agent_kb(kit.agent_id)}
+
+    back = kit.kb("rollback", env=elsewhere(kit, tmp_path, "c"))
+    assert back.code == 0, back.stderr
+    assert {e["name"] for e in kit.backend.agent_kb(kit.agent_id)} == v1
+    assert "rollback.source" in back.stderr
+    again = kit.kb("rollback", env=elsewhere(kit, tmp_path, "d"))  # undoes the rollback
+    assert again.code == 0, again.stderr
+    assert {e["name"] for e in kit.backend.agent_kb(kit.agent_id)} == v2
+    assert len(kit.managed_docs()) == 1  # no duplicates left behind
+    kinds = [r["kind"] for r in json.loads(kit.kb("history", "--json").stdout)["runs"]]
+    assert kinds == ["rollback", "rollback", "push", "push"]
+
+
+def test_a_record_longer_than_a_part_spans_several_documents(
+    kit: Kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(history, "PART_CHARS", 1500)
+    for q in ("q1", "q2", "q3"):
+        kit.write(f"{q}.md", f"# {q}\n\n" + para(q, 20))
+    assert kit.push().code == 0
+    before = {e["name"] for e in kit.backend.agent_kb(kit.agent_id)}
+    for q in ("q1", "q2", "q3"):
+        kit.write(f"{q}.md", f"# {q} revised\n\n" + para(q + "r", 20))
+    second = kit.push()
+    assert second.code == 0
+    parts = runs(kit)[run_id_of(second.stdout)]
+    assert len(parts) > 3 and all(":done:" in p for p in parts)  # it holds 3 saved docs
+    assert all(len(d.text) <= 3100 for d in kit.backend.docs.values() if d.name in parts)
+    assert kit.kb("rollback", env=elsewhere(kit, tmp_path, "c")).code == 0
+    assert {e["name"] for e in kit.backend.agent_kb(kit.agent_id)} == before
+
+
+def test_only_the_newest_runs_are_kept(kit: Kit) -> None:
+    kit.env["KB_SYNC_HISTORY"] = "2"
+    ids = []
+    for v in range(4):
+        kit.write("a.md", para(f"v{v}"))
+        r = kit.push()
+        assert r.code == 0, r.stderr
+        ids.append(run_id_of(r.stdout))
+    assert sorted(runs(kit)) == sorted(ids[-2:])
+    assert "history.pruned" in r.stderr
+
+
+def test_bad_history_setting_is_one_line(kit: Kit) -> None:
+    kit.env["KB_SYNC_HISTORY"] = "0"
+    r = kit.kb("status")
+    assert r.code == 5 and r.stderr.count("\n") == 1
+    assert r.stderr.startswith("kb-sync: error: KB_SYNC_HISTORY='0' is not a number of runs")
+
+
+def test_a_crash_at_the_patch_leaves_an_incomplete_run_that_rollback_refuses(
+    kit: Kit, tmp_path: Path
+) -> None:
+    kit.write("a.md", para("v1"))
+    first = kit.push()
+    assert first.code == 0
+    kit.write("a.md", para("v2"))
+
+    def crash_at_patch(backend, call):  # type: ignore[no-untyped-def]
+        if call.method == "PATCH" and "/agents/" in call.path:
+            raise Killed
+
+    kit.backend.after_request.append(crash_at_patch)
+    assert kit.push().killed
+    kit.backend.after_request.clear()
+    listed = json.loads(kit.kb("history", "--json").stdout)["runs"]
+    assert [r["complete"] for r in listed] == [False, True]
+    assert "INCOMPLETE" in kit.kb("history").stdout
+    on_now = [e["id"] for e in kit.backend.agent_kb(kit.agent_id)]
+    r = kit.kb("rollback", env=elsewhere(kit, tmp_path, "c"))
+    assert r.code == 5 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "is incomplete" in r.stderr and "--to ID" in r.stderr
+    assert [e["id"] for e in kit.backend.agent_kb(kit.agent_id)] == on_now
+    # the incomplete one by name is refused too; a complete one is undone
+    assert kit.kb("rollback", "--to", listed[0]["id"]).code == 5
+    assert kit.kb("rollback", "--to", run_id_of(first.stdout)).code == 0
+    assert kit.managed_kb() == []  # back to before the first push
+
+
+def test_when_the_run_cannot_be_stored_after_the_patch_nothing_is_deleted(kit: Kit) -> None:
+    kit.write("a.md", para("v1"))
+    assert kit.push().code == 0
+    old = kit.managed_kb()[0]["id"]
+    kit.write("a.md", para("v2"))
+    kit.backend.add_fault(
+        server_error(500, method="PATCH", path=r"/knowledge-base/\w+$", times=None)
+    )
+    r = kit.push()
+    assert r.code == 3, r.stderr  # the agent changed: not "unchanged"
+    assert old in kit.backend.docs  # its content is not stored anywhere yet: kept
+    assert kit.managed_kb()[0]["id"] != old
+    kit.backend.clear_faults()
+    assert kit.push().code == 0  # the next run cleans it up
+    assert old not in kit.backend.docs
+
+
+def test_unknown_or_unreadable_stored_runs_are_one_line(kit: Kit) -> None:
+    kit.write("a.md", para("v1"))
+    assert kit.push().code == 0
+    r = kit.kb("rollback", "--to", "nosuchrun")
+    assert r.code == 5 and r.stderr.startswith("kb-sync: error: --to nosuchrun: no stored run")
+    part = next(d for d in kit.backend.docs.values() if d.name.startswith("run:"))
+    part.text = "<p>edited by a person</p>"
+    r = kit.kb("rollback")
+    assert r.code == 5 and "is not readable" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_without_any_stored_run_rollback_uses_the_local_record(kit: Kit) -> None:
+    kit.write("a.md", para("v1"))
+    assert kit.push().code == 0
+    for d in [d for d in kit.backend.docs.values() if d.name.startswith("run:")]:
+        del kit.backend.docs[d.id]  # as an earlier version left it: no history in ElevenLabs
+    r = kit.kb("rollback")
+    assert r.code == 0, r.stderr
+    assert "rollback.no_history" in r.stderr and kit.managed_kb() == []
