@@ -87,7 +87,9 @@ def update_formula(listed: int, k: int, polls: int, superseded: int) -> int:
     """A k-document update: the read; 1 quota GET; the .kb-sync lookup; the lease (create,
     list); the read again under the lease; k creates, k computes + polls; 1 agent re-read,
     1 PATCH, 1 read-back GET; per superseded document 1 content GET + 1 DELETE; the lease's
-    release."""
+    release; the run's record stored in .kb-sync (intent POST, done PATCH, 1 listing to prune:
+    a part to delete once more than KB_SYNC_HISTORY runs are stored)."""
     read = nothing_formula(listed)
     lease = 1 + 1 + 1 + 1  # .kb-sync lookup, lease create, lease list, lease release
-    return 2 * read + 1 + lease + k + k + polls + 1 + 1 + 1 + 2 * superseded
+    stored = 1 + 1 + 1  # history: intent, done, prune listing
+    return 2 * read + 1 + lease + k + k + polls + 1 + 1 + 1 + 2 * superseded + stored

@@ -518,12 +518,10 @@ class StagingTarget(Target):
         docs = [
             d for d in self.docs_named(self.namespace) if d["id"] not in {f["id"] for f in folders}
         ]
-        # then this run's folder: what is left inside (.kb-sync, leases) first, the folder last
+        # then this run's folder: what is inside first (.kb-sync: the stored runs and leases,
+        # then .kb-sync itself), the folder last
         for f in folders:
-            docs += [
-                {"id": c["id"], "name": c.get("name")}
-                for c in self.client.list_documents(parent_folder_id=str(f["id"]))
-            ] + [{"id": f["id"], "name": f.get("name")}]
+            docs += self._inside(str(f["id"])) + [{"id": f["id"], "name": f.get("name")}]
         seen: set[str] = set()
         for d in docs:
             if str(d["id"]) in seen:  # a doc of the namespace is also a child of its folder
@@ -534,6 +532,15 @@ class StagingTarget(Target):
             except Exception as exc:
                 problems.append(f"could not delete {d['name']} [{d['id']}]: {exc}")
         return problems
+
+    def _inside(self, folder_id: str, depth: int = 0) -> list[dict[str, Any]]:
+        """Everything under a folder, the deepest first (bounded: kb-sync nests two levels)."""
+        out: list[dict[str, Any]] = []
+        for c in self.client.list_documents(parent_folder_id=folder_id):
+            if c.get("type") == "folder" and depth < 3:
+                out += self._inside(str(c["id"]), depth + 1)
+            out.append({"id": c["id"], "name": c.get("name")})
+        return out
 
     def stop(self) -> None:
         problems = self.restore()

@@ -53,6 +53,8 @@ def run(
         if args.command == "generate":
             push = _push_runner(args, env, clock, out, on_exchange)
             return generate.run(args, env=env, push=push, out=out)
+        if getattr(args, "folder", None):  # --folder NAME wins over KB_SYNC_FOLDER
+            env = {**env, "KB_SYNC_FOLDER": args.folder}
         settings = load_settings(env)
         register_secret(settings.api_key)
         clock = clock or SystemClock()

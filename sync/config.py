@@ -158,8 +158,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     folder = env.get("KB_SYNC_FOLDER", "").strip() or ns
     if "/" in folder or len(folder) > 100 or not folder.isprintable():
         raise ConfigError(
-            f"KB_SYNC_FOLDER={folder!r} is not a folder name; use up to 100 printable "
-            "characters without '/' (default: the namespace)"
+            f"KB_SYNC_FOLDER={folder!r} (or --folder) is not a folder name; use up to 100 "
+            "printable characters without '/' (default: the namespace)"
         )
     return Settings(
         legacy_namespace=None if explicit else DEFAULT_NAMESPACE,

@@ -14,7 +14,8 @@ Every applied run (push or rollback) stores its record as text documents in
 A run is *complete* when all its parts ``1..n`` are ``done``; anything else (a crash between
 the two) is incomplete, and ``kb-sync rollback`` refuses it with a line saying so. A part
 holds ``{"kb_sync_run": id, "part": i, "of": n, "data": "<a slice of the record's JSON>"}``,
-so a record longer than one document's character limit spans several; ``<``, ``>`` and ``&``
+so a record longer than one document's character limit spans several (each part at most
+290,000 characters); ``<``, ``>`` and ``&``
 are escaped (the service serves content as HTML). The newest ``KB_SYNC_HISTORY`` runs (default
 10) are kept; older ones are deleted after each completed run.
 """
@@ -37,9 +38,8 @@ from .log import event
 from .record import RunRecord
 
 PREFIX = "run:"
-# one part's slice of the record; escaped inside the part's JSON it at most doubles, so a part
-# stays under the 300,000-character limit of a document
-PART_CHARS = 100_000
+# the longest a part may be, in characters: under the 300,000-character limit of a document
+PART_LIMIT = 290_000
 _NAME = re.compile(
     r"^run:(?P<agent>[^:]+):(?P<stamp>\d{8}T\d{6}Z):(?P<run>[A-Za-z0-9]+):(?P<kind>push|rollback)"
     r":(?P<state>intent|done):(?P<i>\d+)of(?P<n>\d+)$"
@@ -185,18 +185,30 @@ def _escape(text: str) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def encode(data: Mapping[str, Any], run_id: str, part_chars: int = PART_CHARS) -> list[str]:
+def _part(run_id: str, i: int, n: int, data: str) -> str:
+    body = {"kb_sync_run": run_id, "part": i, "of": n, "data": data}
+    return _escape(json.dumps(body, ensure_ascii=False))
+
+
+def _slices(whole: str, limit: int) -> list[str]:
+    """Cut ``whole`` so that each slice, escaped in its part, fits ``limit`` characters:
+    start at two thirds of it and shrink (escaping at most doubles a slice: bounded)."""
+    out: list[str] = []
+    i = 0
+    while i < len(whole):
+        size = max(1, limit * 2 // 3)
+        while size > 1 and len(_part("x" * 12, 9999, 9999, whole[i : i + size])) > limit:
+            size = size * 3 // 4
+        out.append(whole[i : i + size])
+        i += size
+    return out or [""]
+
+
+def encode(data: Mapping[str, Any], run_id: str, limit: int | None = None) -> list[str]:
+    """The record as parts of at most ``limit`` (default :data:`PART_LIMIT`) characters."""
     whole = _escape(json.dumps(data, ensure_ascii=False, separators=(",", ":")))
-    slices = [whole[i : i + part_chars] for i in range(0, len(whole), part_chars)] or [""]
-    return [
-        _escape(
-            json.dumps(
-                {"kb_sync_run": run_id, "part": i, "of": len(slices), "data": s},
-                ensure_ascii=False,
-            )
-        )
-        for i, s in enumerate(slices, 1)
-    ]
+    slices = _slices(whole, limit or PART_LIMIT)
+    return [_part(run_id, i, len(slices), s) for i, s in enumerate(slices, 1)]
 
 
 def decode_part(content: str, run_id: str, index: int) -> str:
@@ -259,11 +271,9 @@ class HistoryWriter:
         record: RunRecord,
         command: str,
         keep: int = 10,
-        part_chars: int | None = None,
     ) -> None:
         self.client, self.meta_id, self.record = client, meta_id, record
         self.command, self.keep = command, keep
-        self.part_chars = part_chars or PART_CHARS
         self.parts: list[str] = []  # my documents, part 1 first
 
     def intent(self) -> None:
@@ -277,7 +287,7 @@ class HistoryWriter:
 
     def _store(self, state: str) -> None:
         r = self.record
-        chunks = encode(payload(r, state, self.command), r.run_id, self.part_chars)
+        chunks = encode(payload(r, state, self.command), r.run_id)
         ids: list[str] = []
         for i, chunk in enumerate(chunks, 1):
             name = part_name(

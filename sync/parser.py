@@ -28,8 +28,12 @@ ENV_HELP = """environment:
   ELEVENLABS_BASE_URL    default https://api.elevenlabs.io (http only on loopback)
   RAG_EMBEDDING_MODEL    default multilingual_e5_large_instruct (must match the agent's)
   RAG_INDEXING_TIMEOUT   seconds to wait for indexes, default 180 (--index-wait wins)
-  KB_SYNC_NAMESPACE      ownership namespace in document names, default kb-sync
-  KB_SYNC_RECORD_DIR     where run records go, default reports/runs
+  KB_SYNC_NAMESPACE      ownership namespace in document names, default one per agent
+                         (kb-sync-<8 hex of sha256(agent id)>)
+  KB_SYNC_FOLDER         the KB folder of the managed documents, default the namespace
+                         (--folder wins); it holds .kb-sync: the run history, the lease
+  KB_SYNC_HISTORY        runs kept in .kb-sync for rollback and history, default 10
+  KB_SYNC_RECORD_DIR     where local copies of run records go, default reports/runs
   KB_SYNC_LOG_FORMAT     human (default) or json, like --log-format
   BIRBY_API_URL          the monitoring source of `generate` (a URL or a file path)
 """
@@ -75,6 +79,17 @@ def _logging_options(parser: argparse.ArgumentParser, env: Mapping[str, str], to
         default=False if top else argparse.SUPPRESS,
         help="debug logging",
     )
+
+
+def _folder_option() -> _Parser:
+    p = _Parser(add_help=False)
+    p.add_argument(
+        "--folder",
+        metavar="NAME",
+        help="the KB folder of the managed documents and .kb-sync (default KB_SYNC_FOLDER, "
+        "else the namespace)",
+    )
+    return p
 
 
 def _planning(sp: argparse.ArgumentParser) -> None:
@@ -233,11 +248,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"kb-sync {__version__}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name, text, options in COMMANDS:
+        parents: list[_Parser] = [common] + ([_folder_option()] if name != "unlock" else [])
         sp = sub.add_parser(
             name,
             help=text,
             description=text,
-            parents=[common],
+            parents=parents,
             epilog=EXIT_CODES_HELP,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )

@@ -114,7 +114,7 @@ def test_rollback_from_another_machine_and_a_rollback_of_the_rollback(
 def test_a_record_longer_than_a_part_spans_several_documents(
     kit: Kit, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(history, "PART_CHARS", 1500)
+    monkeypatch.setattr(history, "PART_LIMIT", 3000)
     for q in ("q1", "q2", "q3"):
         kit.write(f"{q}.md", f"# {q}\n\n" + para(q, 20))
     assert kit.push().code == 0
@@ -125,7 +125,7 @@ def test_a_record_longer_than_a_part_spans_several_documents(
     assert second.code == 0
     parts = runs(kit)[run_id_of(second.stdout)]
     assert len(parts) > 3 and all(":done:" in p for p in parts)  # it holds 3 saved docs
-    assert all(len(d.text) <= 3100 for d in kit.backend.docs.values() if d.name in parts)
+    assert all(len(d.text) <= 3000 for d in kit.backend.docs.values() if d.name in parts)
     assert kit.kb("rollback", env=elsewhere(kit, tmp_path, "c")).code == 0
     assert {e["name"] for e in kit.backend.agent_kb(kit.agent_id)} == before
 
@@ -214,3 +214,32 @@ def test_without_any_stored_run_rollback_uses_the_local_record(kit: Kit) -> None
     r = kit.kb("rollback")
     assert r.code == 0, r.stderr
     assert "rollback.no_history" in r.stderr and kit.managed_kb() == []
+
+
+def test_folder_option_names_the_folder_for_push_history_and_rollback(kit: Kit) -> None:
+    kit.write("a.md", para("v1"))
+    assert kit.push("--folder", "Quarterly reports").code == 0
+    folder = next(d for d in kit.backend.docs.values() if d.name == "Quarterly reports")
+    doc = kit.managed_docs()
+    assert [d.parent_id for d in doc.values()] == [folder.id]
+    assert json.loads(kit.kb("history", "--json").stdout)["history"]["count"] == 0
+    listed = json.loads(kit.kb("history", "--json", "--folder", "Quarterly reports").stdout)
+    assert listed["history"]["count"] == 1
+    assert kit.kb("rollback", "--folder", "Quarterly reports").code == 0
+    assert kit.managed_kb() == []
+    bad = kit.kb("status", "--folder", "a/b")
+    assert bad.code == 5 and "KB_SYNC_FOLDER='a/b' (or --folder) is not a folder name" in bad.stderr
+
+
+@pytest.mark.parametrize("limit", [200, 1000, 290_000])
+def test_parts_fit_the_limit_and_read_back_exactly(limit: int) -> None:
+    nasty = 'q"uote\\ <p>&amp; Отчёт\n\t' * 400  # escapes grow it; markup must not survive raw
+    data = {"kb_before": [{"name": nasty}], "saved": {"x": {"text": nasty * 3}}}
+    parts = history.encode(data, "abc123def456", limit)
+    assert all(len(p) <= limit for p in parts)
+    assert not any(c in p for p in parts for c in "<>&")
+    assert len(parts) == 1 if limit == 290_000 else len(parts) > 1
+    text = "".join(
+        history.decode_part(f"<p>{p}</p>", "abc123def456", i) for i, p in enumerate(parts, 1)
+    )
+    assert json.loads(text) == data
