@@ -52,8 +52,10 @@ def test_a_push_stores_one_complete_run_that_history_status_and_verify_report(ki
     assert part.id not in {e["id"] for e in kit.backend.agent_kb(kit.agent_id)}
     assert kit.backend.index_status(part.id) is None
 
+    kit.backend.clear_calls()
     h = kit.kb("history", "--json")
     assert h.code == 0, h.stderr
+    assert [c for c in kit.backend.calls if c.method != "GET"] == []  # read-only
     data = json.loads(h.stdout)
     assert [(r["id"], r["kind"], r["complete"]) for r in data["runs"]] == [(rid, "push", True)]
     assert data["runs"][0]["summary"] == "1 to add, 0 to change, 0 to destroy"
