@@ -7,7 +7,13 @@ The ``sync`` package never imports this one.
 
 from sync.emulator.backend import Backend
 from sync.emulator.cli import run
-from sync.emulator.faults import FaultRule, rate_limited, server_error, system_busy
+from sync.emulator.faults import (
+    FaultRule,
+    no_batch_index,
+    rate_limited,
+    server_error,
+    system_busy,
+)
 from sync.emulator.inprocess import emulate
 from sync.emulator.models import Doc
 from sync.emulator.remote import RemoteEmulator
@@ -23,6 +29,7 @@ __all__ = [
     "RemoteEmulator",
     "Response",
     "emulate",
+    "no_batch_index",
     "rate_limited",
     "run",
     "serve",

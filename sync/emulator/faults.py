@@ -150,3 +150,21 @@ def server_error(
     else:
         body = "Internal Server Error"
     return FaultRule(method=method, path=path, times=times, status=status, body=body)
+
+
+BATCH_INDEX_PATH = r"^/v1/convai/knowledge-base/rag-index$"
+
+
+def no_batch_index(status: int = 405, *, times: int | None = None) -> FaultRule:
+    """A server without ``POST /v1/convai/knowledge-base/rag-index`` (an older deployment, or
+    a proxy that does not route it): 405 ``Method Not Allowed`` as FastAPI answers a known path
+    (its GET exists) with an unserved method, or 404 ``Not Found``; forever by default."""
+    if status not in (404, 405):
+        raise ValueError("a missing endpoint answers 404 or 405")
+    return FaultRule(
+        method="POST",
+        path=BATCH_INDEX_PATH,
+        times=times,
+        status=status,
+        body={"detail": reason(status)},
+    )

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sync.emulator.agent_test_responses as testing
+import sync.emulator.batch_index as batch
 import sync.emulator.branch_responses as branches
 import sync.emulator.control as control
 import sync.emulator.responses as api
@@ -57,6 +58,7 @@ URLS: tuple[Route, ...] = (
     _api("POST", "/knowledge-base/dependent-agents", api.bulk_dependents),
     _api("GET", "/knowledge-base", api.list_docs),
     _api("GET", "/knowledge-base/rag-index", api.rag_overview),
+    _api("POST", "/knowledge-base/rag-index", batch.compute_batch),
     _api("GET", "/knowledge-base/{doc_id}", api.get_doc),
     _api("PATCH", "/knowledge-base/{doc_id}", api.patch_doc),
     _api("DELETE", "/knowledge-base/{doc_id}", api.delete_doc),

@@ -35,6 +35,13 @@ async function main() {
   await docs.move(doc, { moveTo: undefined });
   await docs.bulkMove({ documentIds: [doc], moveTo: folder });
   await ai.agents.branches.merge(agentId, branch, { targetBranchId: main.branchId });
+  const model = "multilingual_e5_large_instruct";
+  const batch = await ai.knowledgeBase.getOrCreateRagIndexes({
+    items: [
+      { documentId: doc, createIfMissing: true, model },
+      { documentId: "missing", createIfMissing: true, model },
+    ],
+  });
   const resp = await fetch(`${baseUrl}/v1/convai/agents/${agentId}/knowledge-base/rag-query`, {
     method: "POST",
     headers: { "xi-api-key": apiKey, "content-type": "application/json" },
@@ -48,6 +55,8 @@ async function main() {
     dependent_branches: deps.branches.length,
     listed: kb.documents.map((d) => d.id),
     doc,
+    batch_status: batch[doc].status === "success" ? batch[doc].data.status : batch[doc].status,
+    batch_failure: batch.missing.status === "failure" ? batch.missing.errorCode : null,
     rag_chunks: rag.chunks.length,
     rag_text: rag.chunks[0] && rag.chunks[0].text,
   }));

@@ -41,6 +41,7 @@ def drive_everything(backend: Backend, clock: FakeClock) -> None:
     call("POST", f"/knowledge-base/{doc}/rag-index", json={"model": MODEL})
     clock.advance(1)
     call("POST", f"/knowledge-base/{doc}/rag-index", json={"model": MODEL})
+    drive_batch_index(call, doc)
     kb = [{"type": "text", "name": "Shipping", "id": doc, "usage_mode": "auto"}]
     patch = {"conversation_config": {"agent": {"prompt": {"knowledge_base": kb}}}}
     call("PATCH", f"/agents/{agent}", json=patch)  # 422 rag_index_not_ready
@@ -72,6 +73,20 @@ def drive_everything(backend: Backend, clock: FakeClock) -> None:
     call("GET", "/knowledge-base")
 
 
+def drive_batch_index(call: Any, doc: str) -> None:
+    """The batch compute: successes, per-item failures, a get without create, and a 422."""
+
+    def item(doc_id: str, create: bool = True) -> dict[str, Any]:
+        return {"document_id": doc_id, "create_if_missing": create, "model": MODEL}
+
+    fresh = call("POST", "/knowledge-base/text", json={"text": LONG, "name": "Fresh"}).json()["id"]
+    batch = "/knowledge-base/rag-index"
+    call("POST", batch, json={"items": [item(doc), item(fresh, False), item("missing")]})
+    call("POST", batch, json={"items": [item(doc), item(fresh)]})
+    call("POST", batch, json={"items": [item(f"d{i}") for i in range(101)]})  # 422: > 100
+    call("POST", batch, json={"items": [item(doc), item(doc)]})  # 422: the same doc twice
+
+
 def drive_branches_and_folders(call: Any, agent: str, doc: str) -> None:
     main = call("GET", f"/agents/{agent}").json()
     body = {"parent_version_id": main["version_id"], "name": "staging", "description": "d"}
@@ -97,6 +112,8 @@ def drive_branches_and_folders(call: Any, agent: str, doc: str) -> None:
     call("GET", "/knowledge-base", params={"ancestor_folder_id": folder, "folders_first": "true"})
     call("GET", "/knowledge-base", params={"parent_folder_id": folder, "types": ["folder"]})
     call("POST", f"/knowledge-base/{folder}/rag-index", json={"model": MODEL})
+    batch_item = {"document_id": folder, "create_if_missing": True, "model": MODEL}
+    call("POST", "/knowledge-base/rag-index", json={"items": [batch_item]})
     call("POST", f"/knowledge-base/{doc}/move", json={"move_to": folder})
     call("POST", "/knowledge-base/bulk-move", json={"document_ids": [doc], "move_to": None})
     call("POST", "/knowledge-base/text", json={"text": LONG, "parent_folder_id": "missing"})
@@ -230,3 +247,30 @@ def test_checker_accepts_good_requests_and_skips_unknown_paths() -> None:
         {"documents": [], "has_more": False, "next_cursor": None},
     )  # fmt: skip
     assert not validate_exchange("GET", API + "/tools", None, 200, JSON_CT, {})
+
+
+BATCH_REQUEST = {"items": [{"document_id": "d", "create_if_missing": True, "model": MODEL}]}
+BATCH_DATA = {
+    "id": "i",
+    "model": MODEL,
+    "status": "processing",
+    "progress_percentage": 10.0,
+    "document_model_index_usage": {"used_bytes": 1},
+}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"d": {"status": "success"}},  # no data
+        {"d": {"status": "ok", "data": BATCH_DATA}},  # not a discriminator value
+        {"d": {"status": "failure", "error_code": 404}},  # no error_status / message
+        {"d": {"status": "success", "data": {**BATCH_DATA, "status": "SUCCEEDED"}}},
+    ],
+)
+def test_checker_rejects_batch_answers_the_spec_does_not_allow(answer: dict[str, Any]) -> None:
+    url = API + "/knowledge-base/rag-index"
+    assert validate_exchange("POST", url, BATCH_REQUEST, 200, JSON_CT, {"d": {"status": "success",
+                             "data": BATCH_DATA}})  # fmt: skip
+    with pytest.raises(ContractViolation):
+        validate_exchange("POST", url, BATCH_REQUEST, 200, JSON_CT, answer)

@@ -38,7 +38,7 @@ def sdk_dir() -> Path:
 
 
 @pytest.mark.http
-def test_the_js_sdk_parses_rag_query_branches_folders_and_dependents() -> None:
+def test_the_js_sdk_parses_rag_query_branches_folders_dependents_and_batch_index() -> None:
     where = sdk_dir()
     backend = Backend(api_key=KEY, clock=SystemClock(), index_seconds=0.0)
     agent = backend.seed_agent(name="JS agent")
@@ -54,4 +54,5 @@ def test_the_js_sdk_parses_rag_query_branches_folders_and_dependents() -> None:
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["branches"] == 2 and out["dependent_branches"] == 0
     assert out["listed"] == [out["doc"]]
+    assert out["batch_status"] == "succeeded" and out["batch_failure"] == 404
     assert out["rag_chunks"] > 0 and "ship" in out["rag_text"]

@@ -92,3 +92,33 @@ def test_branch_folder_and_dependents_operations_parse(
     docs.bulk_move(document_ids=[doc], move_to=folder)
     branches.merge(agent, branch, target_branch_id=main.branch_id)
     assert [e["id"] for e in backend.agent_kb(agent)] == [doc]
+
+
+def test_the_batch_rag_index_answer_parses_as_the_sdks_types(
+    sdk: tuple[ElevenLabs, Backend, str],
+) -> None:
+    """``get_or_create_rag_indexes``: each value validated strictly as the SDK's success or
+    failure model (chosen by its ``status``, the discriminator)."""
+    from elevenlabs.conversational_ai.knowledge_base.types.knowledge_base_get_or_create_rag_indexes_response_value import (  # noqa: E501
+        KnowledgeBaseGetOrCreateRagIndexesResponseValue_Failure as Failure,
+    )
+    from elevenlabs.conversational_ai.knowledge_base.types.knowledge_base_get_or_create_rag_indexes_response_value import (  # noqa: E501
+        KnowledgeBaseGetOrCreateRagIndexesResponseValue_Success as Success,
+    )
+
+    client, backend, _agent = sdk
+    docs = client.conversational_ai.knowledge_base.documents.with_raw_response
+    doc = strict(docs.create_from_text(text=LONG, name="Batch")).id
+    model = "multilingual_e5_large_instruct"
+    items: Any = [
+        {"document_id": doc, "create_if_missing": True, "model": model},
+        {"document_id": "missing", "create_if_missing": True, "model": model},
+    ]
+    raw = client.conversational_ai.knowledge_base.with_raw_response.get_or_create_rag_indexes(
+        items=items
+    )
+    answer = raw._response.json()
+    Success.model_validate(answer[doc])
+    Failure.model_validate(answer["missing"])
+    assert answer[doc]["data"]["status"] == "succeeded"  # index_seconds=0
+    assert raw.data["missing"].error_code == 404
