@@ -1,8 +1,9 @@
 """Applying a plan in the only safe order, as four public phases (push and rollback use them):
 
-1. ``upload``: new versions (bounded concurrency; a create is never blindly retried), each
-   starting its RAG index with the agent's model;
-2. ``index``: wait for all indexes together (:mod:`sync.indexing`);
+1. ``upload``: new versions (bounded concurrency; a create is never blindly retried), their
+   RAG indexes (the agent's model) computed and polled in batches while the uploads go on,
+   oldest first (:mod:`sync.indexing`);
+2. ``index``: then wait for the indexes still pending, at the server's pace;
 3. ``attach``: re-read the agent (stale-plan check), then ONE PATCH with the complete list
    (:func:`sync.planner.desired_kb`); read it back and verify;
 4. ``delete_superseded``: only then delete what the PATCH superseded (:mod:`sync.deleting`,
@@ -121,7 +122,7 @@ class Applier:
         if r.usage_mode == "prompt":
             r.status = "not_needed"
             return
-        self.indexer.compute(r)
+        self.indexer.uploaded(r)  # its index is computed (and polled) while others upload
 
     def move_in(self, refs: Sequence[Ref]) -> None:
         """Managed documents an earlier version left at the workspace root go into our folder

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -364,6 +364,15 @@ class Client:
                 f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/rag-index",
                 body={"model": model},
             )
+        )
+
+    def compute_indexes(self, doc_ids: Sequence[str], model: str) -> Json:
+        """The batch get-or-create of the RAG indexes of 1 to 100 documents: the answer, keyed
+        by document id, each ``{"status": "success", "data": <index>}`` or ``{"status":
+        "failure", "error_code", "error_status", "error_message"}`` [spec]."""
+        items = [{"document_id": d, "create_if_missing": True, "model": model} for d in doc_ids]
+        return dict(
+            self.request("POST", "/v1/convai/knowledge-base/rag-index", body={"items": items})
         )
 
     def list_indexes(self, doc_id: str) -> Json:

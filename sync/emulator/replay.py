@@ -35,7 +35,7 @@ from sync.emulator.replay_cassette import Cassette, CassetteError, Exchange, loa
 from sync.emulator.replay_compare import TRANSIENT, Fidelity, compare, error_of, operation
 from sync.emulator.replay_index import Sequences, fit_index_seconds, observations
 from sync.emulator.replay_report import render_text
-from sync.emulator.replay_seed import Seeder, Sightings
+from sync.emulator.replay_seed import Seeder, Sightings, batch_items
 from sync.emulator.replay_spec import Spec
 from sync.emulator.wire import maybe_json
 
@@ -109,6 +109,9 @@ class _Segment:
         elapsed = time.perf_counter() - t0
         answer = maybe_json(resp.body) if "json" in resp.content_type else resp.body.decode()
         x.response = _parsed(x.response)
+        if batch_items(x) and isinstance(answer, dict):  # keyed by the emulator's ids
+            back = {new: old for old, new in self.seeder.ids.items()}
+            answer = {back.get(k, k): v for k, v in answer.items()}
         return resp.status, answer, elapsed
 
     def _missing(self, x: Exchange) -> Any:

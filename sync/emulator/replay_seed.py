@@ -49,9 +49,23 @@ def locators(body: Any) -> list[dict[str, Any]]:
     ]
 
 
+def batch_items(x: Exchange) -> list[dict[str, Any]]:
+    """The items of a batch compute (``POST /knowledge-base/rag-index``), else none."""
+    if x.method != "POST" or x.path != KB + "/rag-index" or not isinstance(x.request, dict):
+        return []
+    items = x.request.get("items")
+    return [i for i in items if isinstance(i, dict)] if isinstance(items, list) else []
+
+
 def index_statuses(x: Exchange, response: Any) -> Iterator[tuple[str, str, str]]:
     """``(doc id, model, status)`` an answer of a compute (POST) or list (GET) of ``.../rag-index``
-    shows; the doc id as the path names it."""
+    shows, or of a batch compute; the doc id as the path (or the batch's request) names it."""
+    for item in batch_items(x) if isinstance(response, dict) else []:
+        doc = str(item.get("document_id"))
+        answer = response.get(doc)
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if isinstance(data, dict) and isinstance(data.get("status"), str):
+            yield doc, str(data.get("model") or item.get("model") or DEFAULT_MODEL), data["status"]
     doc_id = params_of(x).get("doc_id")
     if doc_id is None or not x.path.endswith("/rag-index") or not isinstance(response, dict):
         return
@@ -151,6 +165,7 @@ class Sightings:
         docs += self._folders(x)
         if isinstance(req, dict):
             docs += [str(i) for i in req.get("document_ids") or []]
+        docs += [str(i.get("document_id")) for i in batch_items(x) if i.get("document_id")]
         docs += [str(loc.get("id")) for loc in locators(req) + locators(resp) if loc.get("id")]
         items: Any = []
         if isinstance(resp, dict):

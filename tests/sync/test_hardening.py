@@ -71,32 +71,48 @@ def _result(doc_id: str) -> DocResult:
     return DocResult(item=Item("create", "a.md", "kb-sync:a.md#0"), doc_id=doc_id, status="new")
 
 
+BATCH_URL = f"{BASE}/v1/convai/knowledge-base/rag-index"
+
+
+def _index_answers(batched: bool, status: str) -> None:
+    """The index of d1 answered ``status``: by the batch endpoint, or (a server without it,
+    405) by the one-document compute."""
+    data = {"id": "i", "model": "m", "status": status}
+    if batched:
+        responses.post(BATCH_URL, json={"d1": {"status": "success", "data": data}})
+    else:
+        responses.post(BATCH_URL, status=405, json={"detail": "Method Not Allowed"})
+        responses.post(f"{BASE}/v1/convai/knowledge-base/d1/rag-index", json=data)
+
+
 @responses.activate
-def test_index_status_is_compared_case_insensitively() -> None:
-    url = f"{BASE}/v1/convai/knowledge-base/d1/rag-index"
-    responses.post(url, json={"id": "i", "model": "m", "status": "SUCCEEDED"})
+@pytest.mark.parametrize("batched", [True, False], ids=["batch", "per-document"])
+def test_index_status_is_compared_case_insensitively(batched: bool) -> None:
+    _index_answers(batched, "SUCCEEDED")
     clock = FakeClock()
     indexer = Indexer(Client(BASE, CANARY_KEY, clock=clock), clock, "m", IndexOptions(30))
     r = _result("d1")
-    indexer.compute(r)
+    indexer.uploaded(r)
+    with ThreadPoolExecutor(2) as pool:
+        indexer.wait([r], pool)
     assert r.ready and r.status == "succeeded"
 
 
 @responses.activate
+@pytest.mark.parametrize("batched", [True, False], ids=["batch", "per-document"])
 def test_an_unknown_status_is_pending_until_the_deadline_and_logged_once(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, batched: bool
 ) -> None:
-    url = f"{BASE}/v1/convai/knowledge-base/d1/rag-index"
-    responses.post(url, json={"id": "i", "model": "m", "status": "queued"})
+    _index_answers(batched, "queued")
     clock = FakeClock()
     indexer = Indexer(Client(BASE, CANARY_KEY, clock=clock), clock, "m", IndexOptions(20))
     r = _result("d1")
-    indexer.compute(r)
-    assert not r.ready
+    t0 = clock.now()
     with caplog.at_level(logging.WARNING), ThreadPoolExecutor(2) as pool:
+        indexer.uploaded(r)
         indexer.wait([r], pool)
     assert not r.ready and "after 20s" in str(r.error)
-    assert clock.now() >= 20 and len(responses.calls) > 2  # it kept polling
+    assert clock.now() - t0 >= 20 and len(responses.calls) > 3  # it kept polling
     assert sum("index.unknown_status" in m for m in caplog.messages) == 1
 
 
