@@ -41,6 +41,8 @@ def endpoint(c: CallRow) -> str:
         return "create"
     if re.fullmatch(_DOC + "/rag-index", p) and m == "POST":
         return "index"
+    if p == "/knowledge-base/rag-index" and m == "POST":
+        return "index batch"
     if re.fullmatch(_DOC + "/content", p) and m == "GET":
         return "content GET"
     if re.fullmatch(_DOC + "/dependent-agents", p):
@@ -52,16 +54,17 @@ def endpoint(c: CallRow) -> str:
 
 def breakdown(calls: list[CallRow]) -> dict[str, int]:
     """Requests by endpoint. The first rag-index POST of a document is its compute, the others
-    are polls; the agent GETs after the first are the re-read before the PATCH."""
+    are polls; a batch request is a compute when it names a document for the first time, else
+    a poll; the agent GETs after the first are the re-read before the PATCH."""
     counts: Counter[str] = Counter()
     indexed: set[str] = set()
     agent_gets = 0
     for c in calls:
         kind = endpoint(c)
-        if kind == "index":
-            doc = c.path.split("/")[-2]
-            kind = "index polls" if doc in indexed else "index compute"
-            indexed.add(doc)
+        if kind in ("index", "index batch"):
+            docs = set(c.items) if kind == "index batch" else {c.path.split("/")[-2]}
+            kind = "index polls" if docs <= indexed else "index compute"
+            indexed |= docs
         elif kind == "agent GET":
             agent_gets += 1
             kind = "agent GET" if agent_gets == 1 else "agent re-read"
@@ -83,13 +86,16 @@ def nothing_formula(listed: int) -> int:
     return 1 + max(1, math.ceil((listed + 1) / 100))
 
 
-def update_formula(listed: int, k: int, polls: int, superseded: int) -> int:
+def update_formula(listed: int, k: int, polls: int, superseded: int, computes: int = 0) -> int:
     """A k-document update: the read; 1 quota GET; the .kb-sync lookup; the lease (create,
-    list); the read again under the lease; k creates, k computes + polls; 1 agent re-read,
-    1 PATCH, 1 read-back GET; per superseded document 1 content GET + 1 DELETE; the lease's
-    release; the run's record stored in .kb-sync (intent POST, done PATCH, 1 listing to prune:
-    a part to delete once more than KB_SYNC_HISTORY runs are stored)."""
+    list); the read again under the lease; k creates; the index computes (batch requests of up
+    to 100 documents: ceil(k/100) when the uploads end before a batch is due, more when they
+    overlap; ``computes``, 0 = that ceiling) + polls; 1 agent re-read, 1 PATCH, 1 read-back
+    GET; per superseded document 1 content GET + 1 DELETE; the lease's release; the run's
+    record stored in .kb-sync (intent POST, done PATCH, 1 listing to prune: a part to delete
+    once more than KB_SYNC_HISTORY runs are stored)."""
     read = nothing_formula(listed)
     lease = 1 + 1 + 1 + 1  # .kb-sync lookup, lease create, lease list, lease release
     stored = 1 + 1 + 1  # history: intent, done, prune listing
-    return 2 * read + 1 + lease + k + k + polls + 1 + 1 + 1 + 2 * superseded + stored
+    computes = computes or math.ceil(k / 100)
+    return 2 * read + 1 + lease + k + computes + polls + 1 + 1 + 1 + 2 * superseded + stored

@@ -32,6 +32,14 @@ class CallRow:
     path: str
     status: int
     query: dict[str, list[str]]
+    items: tuple[str, ...] = ()  # the document ids of a batch index request
+
+
+def _items(call: Any) -> tuple[str, ...]:
+    body = call.request_json if isinstance(call.request_json, dict) else {}
+    items = body.get("items")
+    found = items if isinstance(items, list) else []
+    return tuple(str(i.get("document_id")) for i in found if isinstance(i, dict))
 
 
 def _child(conn: Connection, spec: Spec) -> None:  # pragma: no cover - runs in the child
@@ -72,7 +80,7 @@ def _child(conn: Connection, spec: Spec) -> None:  # pragma: no cover - runs in 
             cmd = conn.recv()
             if cmd == "calls":
                 with backend.lock:
-                    rows = [(c.method, c.path, c.status, c.query) for c in backend.calls]
+                    rows = [(c.method, c.path, c.status, c.query, _items(c)) for c in backend.calls]
                 conn.send(rows)
             elif cmd == "clear":
                 backend.clear_calls()
