@@ -92,10 +92,10 @@ def update_formula(listed: int, k: int, polls: int, superseded: int, computes: i
     to 100 documents: ceil(k/100) when the uploads end before a batch is due, more when they
     overlap; ``computes``, 0 = that ceiling) + polls; 1 agent re-read, 1 PATCH, 1 read-back
     GET; per superseded document 1 content GET + 1 DELETE; the lease's release; the run's
-    record stored in .kb-sync (intent POST, done PATCH, 1 listing to prune: a part to delete
-    once more than KB_SYNC_HISTORY runs are stored)."""
+    record stored in .kb-sync (intent POST, done PATCH; pruned from the lease's listing: a
+    part to delete once more than KB_SYNC_HISTORY runs are stored)."""
     read = nothing_formula(listed)
     lease = 1 + 1 + 1 + 1  # .kb-sync lookup, lease create, lease list, lease release
-    stored = 1 + 1 + 1  # history: intent, done, prune listing
+    stored = 1 + 1  # history: intent, done (pruning reads the lease's listing)
     computes = computes or math.ceil(k / 100)
     return 2 * read + 1 + lease + k + computes + polls + 1 + 1 + 1 + 2 * superseded + stored

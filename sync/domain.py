@@ -137,6 +137,11 @@ class Layout:
     name: str  # the folder's name
     folder_id: str | None  # None: it does not exist yet (a plan says "will create folder")
     meta_id: str | None = None  # the .kb-sync sub-folder, when known
+    # folder_id None and listed: the listing just read shows no such folder (a writing run
+    # creates it without listing first; the listing after the create still settles a race)
+    listed: bool = False
+    # what .kb-sync held when the lease was taken (leases, stored runs), or None: unknown
+    stored: tuple[RemoteDoc, ...] | None = None
 
 
 @dataclass(frozen=True)

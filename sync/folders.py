@@ -52,31 +52,45 @@ def ensure(
     known: str | None = None,
     clock: Clock | None = None,
 ) -> str:
-    """The id of the folder ``name`` in ``parent_id``, created when missing, never two.
+    """The id of the folder ``name`` in ``parent_id``, created when missing, never two."""
+    return _ensure(client, name, parent_id, known, clock)[0]
+
+
+def _ensure(
+    client: Client,
+    name: str,
+    parent_id: str | None,
+    known: str | None = None,
+    clock: Clock | None = None,
+    absent: bool = False,
+) -> tuple[str, bool]:
+    """The id of the folder ``name`` in ``parent_id`` (and whether this call created it),
+    created when missing, never two.
 
     The same protocol as the lease (:mod:`sync.lease`): after my create, I keep my folder only
     if every other folder of that name is strictly younger; an older one wins (mine is
     removed); a tie (the same second) removes mine, waits a random moment and looks again."""
     if known:
-        return known
+        return known, False
     for attempt in range(ATTEMPTS):
-        existing = oldest(_folders_named(client, name, parent_id))
+        look = not (absent and attempt == 0)
+        existing = oldest(_folders_named(client, name, parent_id)) if look else None
         if existing is not None:
-            return existing.id
+            return existing.id, False
         mine = str(client.create_folder(name, parent_id)["id"])
         found = _folders_named(client, name, parent_id)
         me = next((f for f in found if f.id == mine), None)
         others = [f for f in found if f.id != mine]
         if me is None or all((f.created or 0) > (me.created or 0) for f in others):
             event("folder.created", name=name, id=mine)
-            return mine
+            return mine, True
         _remove(client, mine)
         older = [f for f in others if (f.created or 0) < (me.created or 0)]
         if older:
             winner = oldest(older)
             assert winner is not None
             event("folder.race", name=name, id=winner.id, note="another run's is older: used")
-            return winner.id
+            return winner.id, False
         event("folder.tie", logging.WARNING, name=name, attempt=attempt + 1)
         (clock or SystemClock()).sleep(random.uniform(0.2, 1.5))  # noqa: S311 - jitter
     raise GuardRefused(
@@ -93,6 +107,9 @@ def _remove(client: Client, folder_id: str) -> None:
 
 
 def ensure_layout(client: Client, layout: Layout, clock: Clock | None = None) -> Layout:
-    folder_id = ensure(client, layout.name, None, layout.folder_id, clock)
-    meta_id = ensure(client, META, folder_id, layout.meta_id, clock)
+    fresh = layout.folder_id is None and layout.listed  # the snapshot's listing shows none
+    folder_id, made = _ensure(client, layout.name, None, layout.folder_id, clock, absent=fresh)
+    # a folder created by this very call holds no .kb-sync yet (when another run's older
+    # folder won the race, its .kb-sync may exist: look)
+    meta_id, _ = _ensure(client, META, folder_id, layout.meta_id, clock, absent=made)
     return Layout(layout.name, folder_id, meta_id)

@@ -26,7 +26,7 @@ import json
 import logging
 import re
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,9 +271,10 @@ class HistoryWriter:
         record: RunRecord,
         command: str,
         keep: int = 10,
+        known: Sequence[RemoteDoc] | None = None,
     ) -> None:
         self.client, self.meta_id, self.record = client, meta_id, record
-        self.command, self.keep = command, keep
+        self.command, self.keep, self.known = command, keep, known
         self.parts: list[str] = []  # my documents, part 1 first
 
     def intent(self) -> None:
@@ -304,19 +305,25 @@ class HistoryWriter:
             self._delete(doc_id)
 
     def prune(self) -> None:
-        """Keep the newest ``keep`` runs of this agent (this one included)."""
+        """Keep the newest ``keep`` runs of this agent (this one included). ``known``: what
+        ``.kb-sync`` held when the lease was taken (no other run stores one while it is held):
+        then no listing is needed."""
+        agent = self.record.agent_id
         try:
-            runs = list_runs(self.client, self.meta_id, self.record.agent_id)
+            runs = list_runs(self.client, self.meta_id, agent) if self.known is None else []
         except SyncError as exc:
             event("history.prune_failed", logging.WARNING, error=str(exc))
             return
+        if self.known is not None:
+            runs = group(self.known, agent)
         old = [r for r in runs if r.run_id != self.record.run_id]
-        drop = old[: max(0, len(runs) - self.keep)]
+        total = len(old) + 1
+        drop = old[: max(0, total - self.keep)]
         for run in drop:
             for p in run.parts:
                 self._delete(p.doc_id)
         if drop:
-            event("history.pruned", runs=len(drop), kept=len(runs) - len(drop), keep=self.keep)
+            event("history.pruned", runs=len(drop), kept=total - len(drop), keep=self.keep)
 
     def _delete(self, doc_id: str) -> None:
         try:

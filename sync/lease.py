@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from .client import Client
 from .clock import Clock
-from .domain import Layout
+from .domain import Layout, RemoteDoc
 from .errors import GuardRefused, InputError, SyncError
 from .folders import ensure_layout
 from .log import event
@@ -87,12 +87,14 @@ class LeaseManager:
         self.client, self.clock, self.ttl = client, clock, ttl
         self.agent_id, self.meta_id = agent_id, meta_id
         self.prefix = lease_prefix(agent_id)
+        # everything in .kb-sync at the last listing: the leases, and the stored runs (the
+        # history prunes from it: while the lease is held nobody else stores a run)
+        self.listed: list[RemoteDoc] = []
 
     def _leases(self) -> list[Lease]:
-        listed = self.client.list_documents(
-            self.prefix, parent_folder_id=self.meta_id, types=("folder",)
-        )
-        found = (Lease.parse(d, self.prefix) for d in listed)
+        raw = list(self.client.list_documents(parent_folder_id=self.meta_id))
+        self.listed = [RemoteDoc.from_json(d) for d in raw]
+        found = (Lease.parse(d, self.prefix) for d in raw)
         return [x for x in found if x is not None]
 
     def _create(self, run_id: str, command: str) -> tuple[Lease, list[Lease]]:

@@ -6,7 +6,7 @@ import contextlib
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -205,6 +205,7 @@ def _apply_push(
     layout, leases = writing(client, clock, snap.layout, settings.agent_id, opts.index_wait)
     with leases.held(uuid.uuid4().hex[:12], "push"):
         plan, local, snap = run_plan(settings, client, args, out, local)
+        layout = replace(layout, stored=tuple(leases.listed))
         return _apply_planned(settings, client, clock, args, out, plan, local, snap, layout)
 
 
@@ -245,7 +246,9 @@ def _apply_planned(
     applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
     applier.folder_id = layout.folder_id
     assert layout.meta_id is not None
-    applier.history = HistoryWriter(client, layout.meta_id, record, "push", settings.history_keep)
+    applier.history = HistoryWriter(
+        client, layout.meta_id, record, "push", settings.history_keep, known=layout.stored
+    )
     for doc_id, doc in snap.docs.items():
         applier.known_ids.setdefault(doc.name, set()).add(doc_id)
     texts = {d.file: d.text for d in local}

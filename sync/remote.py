@@ -116,7 +116,7 @@ def read_documents(
             for d in client.list_documents(settings.folder, types=("folder",))
         ]
     folder = root_folder(listed, settings.folder)
-    return docs, Layout(settings.folder, folder.id if folder else None)
+    return docs, Layout(settings.folder, folder.id if folder else None, listed=True)
 
 
 def take_snapshot(

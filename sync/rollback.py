@@ -259,7 +259,12 @@ def rollback_command(
         applier.folder_id = layout.folder_id
         assert layout.meta_id is not None
         applier.history = HistoryWriter(
-            client, layout.meta_id, record, "rollback", settings.history_keep
+            client,
+            layout.meta_id,
+            record,
+            "rollback",
+            settings.history_keep,
+            known=tuple(leases.listed),
         )
         return _execute(plan, applier, client, record, out, as_json, settings)
 
