@@ -352,6 +352,7 @@ class SyncMachine(RuleBasedStateMachine):
             (other_dir / f).write_text(t + ("\nother machine\n" if f == file else ""), "utf-8")
         STATS["interleavings"] += 1
         seen = [0]
+        patched = [False]  # this push's agent PATCH went out before the other writer acted
         inner = self.b.handle  # the other writer acts outside the emulator's lock
 
         def with_other_writer(method: str, path: str, *args: Any, **kw: Any) -> Any:
@@ -359,6 +360,8 @@ class SyncMachine(RuleBasedStateMachine):
                 seen[0] += 1
                 if seen[0] == at:
                     self._other_writer(person, other_dir)
+                elif seen[0] < at and method == "PATCH" and path.startswith("/v1/convai/agents/"):
+                    patched[0] = True
             return inner(method, path, *args, **kw)
 
         self.b.handle = with_other_writer  # type: ignore[method-assign]
@@ -371,7 +374,10 @@ class SyncMachine(RuleBasedStateMachine):
         # "nothing to do" takes no lease: it is true as of its read, and another writer may
         # write right after that read (linearised before it); the next push converges
         read_only = "Nothing to do." in res.stdout and seen[0] >= at > 1
-        if res.code == 0 and not read_only:
+        # a person's edit after this push's PATCH (and read-back) comes after it: it stands
+        # until the next push, which converges
+        after_it = person and patched[0] and seen[0] >= at
+        if res.code == 0 and not read_only and not after_it:
             assert not self._end_state(allow_shared_orphans=False)
         else:
             self._converge()
