@@ -10,7 +10,7 @@ import json
 import os
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from . import __version__
 from .errors import InputError
 
 DEFAULT_DIR = "reports/runs"
+_LOCAL = frozenset({"path", "directory"})  # where this copy is, not part of the record
 
 
 def _file_stamp() -> str:
@@ -62,10 +63,9 @@ class RunRecord:
     directory: str = DEFAULT_DIR  # where to write: Settings.record_dir (KB_SYNC_RECORD_DIR)
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d.pop("path", None)
-        d.pop("directory", None)
-        return d
+        """The JSON shape, O(N) and without copies (``asdict`` deep-copied every list: 1 s at
+        2,000 documents); the caller only serialises it."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _LOCAL}
 
     def check_writable(self) -> None:
         """Before the first write request: the record dir exists (or can be made) and takes a
