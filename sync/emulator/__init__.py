@@ -12,6 +12,7 @@ from sync.emulator.faults import (
     no_batch_index,
     rate_limited,
     server_error,
+    storm,
     system_busy,
 )
 from sync.emulator.inprocess import emulate
@@ -34,5 +35,6 @@ __all__ = [
     "run",
     "serve",
     "server_error",
+    "storm",
     "system_busy",
 ]

@@ -22,10 +22,11 @@ import sync.emulator.indexes as ix
 import sync.emulator.urls as urls
 import sync.emulator.validation as validation
 from sync.clock import Clock
+from sync.emulator.admission import Admission
 from sync.emulator.agents import DEFAULT_MODEL, EMBEDDING_MODELS, Agent, agent_body, kb_of
 from sync.emulator.control import Controlled
 from sync.emulator.exceptions import ControlError, EmulatorError, MethodNotAllowed, RouteNotFound
-from sync.emulator.faults import FaultRule
+from sync.emulator.faults import FaultRule, answer, refusal
 from sync.emulator.indexes import IndexBehaviour
 from sync.emulator.models import CREATOR_QUOTA, MAX_DOC_CHARS, MAX_PATCH_ENTRIES, Workspace
 from sync.emulator.responses import agent_view, index_view
@@ -49,6 +50,7 @@ class Backend(Workspace):
         self.api_key = api_key
         self._lock = threading.RLock()
         self.after_request: list[Callable[[Backend, Call], None]] = []
+        self.admission = Admission()  # the in-flight limit (both fronts count through it)
         super().__init__(clock, quota_bytes, index_seconds, seed, max_chars, max_patch_entries)
 
     # ------------------------------------------------------------------ state management
@@ -59,6 +61,7 @@ class Backend(Workspace):
             super().reset()
             self.faults: list[FaultRule] = []
             self.calls: list[Call] = []
+            self.admission.reset()
 
     @property
     def lock(self) -> threading.RLock:
@@ -84,6 +87,11 @@ class Backend(Workspace):
     def clear_faults(self) -> None:
         with self._lock:
             self.faults.clear()
+
+    def set_concurrency_limit(self, limit: int | None) -> None:
+        """At most ``limit`` API requests in flight at once; more are answered 429
+        ``too_many_concurrent_requests`` (:mod:`sync.emulator.admission`). ``None``: no limit."""
+        self.admission.set_limit(limit)
 
     # ------------------------------------------------------------------ settings
 
@@ -290,6 +298,7 @@ class Backend(Workspace):
                     "total_max_bytes": self.quota_bytes,
                 },
                 "faults": [f.to_dict() for f in self.faults],
+                "concurrency": self.admission.state(),
                 "plan": {"max_chars": self.max_chars, "max_patch_entries": self.max_patch_entries},
                 "stale_retrieval": [{"match": m, "text": t} for m, t in self.stale],
                 "linger_times": self.linger_times,
@@ -316,27 +325,23 @@ class Backend(Workspace):
         query: dict[str, list[str]] | None = None,
         headers: dict[str, str] | None = None,
         body: bytes | None = None,
+        *,
+        over_limit: bool = False,
     ) -> Response:
-        """Answer one request (API or control); the only entry the fronts use."""
+        """Answer one request (API or control); the only entry the fronts use.
+        ``over_limit``: the front did not admit it (:mod:`sync.emulator.admission`)."""
         hdrs = {k.lower(): v for k, v in (headers or {}).items()}
         req = Request(method.upper(), path, {}, query or {}, hdrs, body or b"", "")
         if urls.is_control(path):
             return self._control(req)
         req.request_id = uuid.uuid4().hex
         with self._lock:
-            rule = next((r for r in self.faults if r.matches(req.method, path)), None)
-            if rule is not None:
-                rule.consume()
-            if rule is not None and rule.status is not None:
-                resp = rule.response(req.request_id)
+            if over_limit:
+                resp, faulted = refusal(self.faults, req), True
             else:
-                resp = self._dispatch(req)
-                if rule is not None and rule.drop_after_commit:
-                    resp.drop_connection = True
-            if rule is not None:
-                resp.latency = rule.latency
+                resp, faulted = answer(self.faults, req, self._dispatch)
             resp.headers["request-id"] = req.request_id
-            call = self._record(req, resp, faulted=rule is not None and rule.status is not None)
+            call = self._record(req, resp, faulted=faulted)
             for hook in list(self.after_request):
                 hook(self, call)
             return resp

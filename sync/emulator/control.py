@@ -77,6 +77,7 @@ class Controlled(Protocol):
 
     def add_fault(self, rule: FaultRule) -> FaultRule: ...
     def clear_faults(self) -> None: ...
+    def set_concurrency_limit(self, limit: int | None) -> None: ...
     def clear_calls(self) -> None: ...
     def advance(self, seconds: float) -> float: ...
     def set_index_behaviour(self, match: str, behaviour: str, times: int | None = ...) -> None: ...
@@ -139,6 +140,18 @@ def add_fault(backend: Controlled, req: Request) -> Any:
 def clear_faults(backend: Controlled, req: Request) -> Any:
     backend.clear_faults()
     return {}
+
+
+def concurrency_limit(backend: Controlled, req: Request) -> Any:
+    """``{"limit": n}``: at most n API requests in flight, more answered 429; ``null``: none."""
+    opts = _options(req.data, {"limit"})
+    if "limit" not in opts:
+        raise ControlError("limit is required (a whole number >= 1, or null for no limit)")
+    limit = opts["limit"]
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise ControlError("limit must be a whole number >= 1, or null for no limit")
+    backend.set_concurrency_limit(limit)
+    return {"limit": limit}
 
 
 def calls(backend: Controlled, req: Request) -> Any:

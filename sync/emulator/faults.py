@@ -10,17 +10,21 @@ path (``re.search``, so ``""`` matches every path). Every match consumes one of 
   request, which therefore has no effect;
 - ``drop_after_commit``: the request is handled for real (its effect is committed) and then the
   connection is dropped without an answer (in-process: ``requests.exceptions.ConnectionError``).
+
+A request over the server's in-flight limit (:mod:`sync.emulator.admission`) is answered
+:func:`refusal` instead, before any rule is looked at.
 """
 
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sync.emulator.exceptions import fill_request_id, reason
-from sync.emulator.wire import TEXT, Response
+from sync.emulator.wire import TEXT, Request, Response
 
 RATE_LIMIT_MESSAGE = (
     "Too many concurrent requests are being made. Please reduce the number of concurrent "
@@ -168,3 +172,44 @@ def no_batch_index(status: int = 405, *, times: int | None = None) -> FaultRule:
         status=status,
         body={"detail": reason(status)},
     )
+
+
+def storm(k: int, *, method: str = "*", path: str = "") -> FaultRule:
+    """K consecutive 429 ``concurrent_limit_exceeded`` answers (no ``Retry-After``) to every
+    matching request, whoever sends it: a storm."""
+    return rate_limited(None, method=method, path=path, times=k)
+
+
+def answer(
+    faults: Sequence[FaultRule], req: Request, dispatch: Callable[[Request], Response]
+) -> tuple[Response, bool]:
+    """The first active matching rule applied to ``req`` (``dispatch`` handles it for real
+    unless the rule answers a status); the answer, and whether a status rule answered."""
+    rule = next((r for r in faults if r.matches(req.method, req.path)), None)
+    if rule is not None:
+        rule.consume()
+    if rule is not None and rule.status is not None:
+        resp = rule.response(req.request_id)
+    else:
+        resp = dispatch(req)
+        if rule is not None and rule.drop_after_commit:
+            resp.drop_connection = True
+    if rule is not None:
+        resp.latency = rule.latency
+    return resp, rule is not None and rule.status is not None
+
+
+def refusal(faults: Sequence[FaultRule], req: Request) -> Response:
+    """The 429 ``too_many_concurrent_requests`` for a request over the in-flight limit, not
+    handled. It still costs the latency of the first matching latency-only rule (a refusal
+    makes the round trip too); no rule is consumed."""
+    resp = rate_limited(None).response(req.request_id)
+    resp.latency = next(
+        (
+            r.latency
+            for r in faults
+            if r.status is None and not r.drop_after_commit and r.matches(req.method, req.path)
+        ),
+        0.0,
+    )
+    return resp

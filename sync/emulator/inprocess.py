@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sync.emulator.backend import Backend
 from sync.emulator.transport import deliver
+from sync.emulator.urls import is_control
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 
@@ -42,13 +43,7 @@ def emulate(backend: Backend, base_url: str = "https://api.elevenlabs.io") -> It
     def callback(request: Any) -> tuple[int, dict[str, str], bytes]:
         split = urlsplit(request.url)
         query = parse_qs(split.query, keep_blank_values=True)
-        resp = backend.handle(
-            request.method or "GET",
-            split.path or "/",
-            query,
-            dict(request.headers),
-            _body_bytes(request.body),
-        )
+        path = split.path or "/"
 
         def drop() -> None:
             raise requests.exceptions.ConnectionError(
@@ -56,7 +51,17 @@ def emulate(backend: Backend, base_url: str = "https://api.elevenlabs.io") -> It
                 request=request,
             )
 
-        deliver(resp, backend.clock.sleep, drop)
+        # in flight while in this callback, until the answer is ready (sync.emulator.admission)
+        with backend.admission.slot(counted=not is_control(path)) as admitted:
+            resp = backend.handle(
+                request.method or "GET",
+                path,
+                query,
+                dict(request.headers),
+                _body_bytes(request.body),
+                over_limit=not admitted,
+            )
+            deliver(resp, backend.clock.sleep, drop)
         headers = dict(resp.headers)
         headers["Content-Type"] = resp.content_type
         return resp.status, headers, resp.body

@@ -102,6 +102,9 @@ class RemoteEmulator:
     def clear_faults(self) -> None:
         self._call("DELETE", "/faults")
 
+    def set_concurrency_limit(self, limit: int | None) -> None:
+        self._call("POST", "/concurrency-limit", {"limit": limit})
+
     def linger(self, times: int) -> None:
         self._call("POST", "/linger", {"times": times})
 

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from sync.emulator.backend import Backend
 from sync.emulator.transport import deliver
+from sync.emulator.urls import is_control
 from sync.emulator.wire import TEXT
 
 
@@ -44,19 +45,23 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         query = parse_qs(split.query, keep_blank_values=True)
         backend = self.server.backend
-        try:
-            resp = backend.handle(self.command, split.path, query, dict(self.headers.items()), body)
-        except Exception:  # a bug or a failing after_request hook: answer 500, say why
-            traceback.print_exc(file=sys.stderr)
-            payload = b"Internal Server Error"
-            self.send_response(500)
-            self.send_header("Content-Type", TEXT)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-            return
-        if deliver(resp, time.sleep, self._drop):
-            return
+        # in flight from here until the answer is ready to be written (sync.emulator.admission)
+        with backend.admission.slot(counted=not is_control(split.path)) as admitted:
+            try:
+                resp = backend.handle(
+                    self.command,
+                    split.path,
+                    query,
+                    dict(self.headers.items()),
+                    body,
+                    over_limit=not admitted,
+                )
+            except Exception:  # a bug or a failing after_request hook: answer 500, say why
+                traceback.print_exc(file=sys.stderr)
+                self._internal_error()
+                return
+            if deliver(resp, time.sleep, self._drop):
+                return
         self.send_response(resp.status)
         for key, value in resp.headers.items():
             self.send_header(key, value)
@@ -65,6 +70,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(resp.body)
+
+    def _internal_error(self) -> None:
+        payload = b"Internal Server Error"
+        self.send_response(500)
+        self.send_header("Content-Type", TEXT)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def _drop(self) -> None:
         self.close_connection = True

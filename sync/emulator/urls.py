@@ -88,6 +88,7 @@ URLS: tuple[Route, ...] = (
     _control("POST", "/attach", control.attach),
     _control("POST", "/faults", control.add_fault),
     _control("DELETE", "/faults", control.clear_faults),
+    _control("POST", "/concurrency-limit", control.concurrency_limit),
     _control("GET", "/calls", control.calls),
     _control("DELETE", "/calls", control.clear_calls),
     _control("POST", "/clock/advance", control.advance),
