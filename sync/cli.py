@@ -10,24 +10,31 @@ import signal
 import sys
 import traceback
 from collections.abc import Callable, Mapping
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from . import generate
-from .apply import Options
 from .cassette import tee
-from .client import Client
 from .clock import Clock, SystemClock
 from .config import load_settings
 from .errors import ConfigError, ExitCode, SyncError
+from .limiter import DEFAULT_CONCURRENCY
 from .log import event, redact, register_secret, setup
 from .parser import build_parser
 
+# Imported where a command needs them (`--help`, `plan` and `status` never load generate and
+# Jinja2; `--help` not even requests): see docs/performance.md, "Start-up".
+if TYPE_CHECKING:
+    from . import generate
+    from .apply import Options
+    from .client import Client
+
 
 def _options(args: argparse.Namespace, settings_timeout: float) -> Options:
+    from .apply import Options
+
     wait = getattr(args, "index_wait", None)
     return Options(
         index_wait=settings_timeout if wait is None else wait,
-        concurrency=getattr(args, "concurrency", 4),
+        concurrency=getattr(args, "concurrency", DEFAULT_CONCURRENCY),
         small_docs=getattr(args, "small_docs", "prompt"),
     )
 
@@ -43,7 +50,9 @@ def run(
     """Run one command. Tests call this in-process with an injected clock and env."""
     out = stdout or sys.stdout
     env = os.environ if env is None else env
-    args = build_parser(env).parse_args(argv)
+    args = build_parser(env, generate=False).parse_args(argv)
+    if args.command == "generate":  # its options only now: the package loads Jinja2
+        args = build_parser(env).parse_args(argv)
     setup(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
     try:
         if args.command == "emulator":
@@ -51,16 +60,29 @@ def run(
 
             return emulator_main(args.rest)
         if args.command == "generate":
+            from . import generate
+
             push = _push_runner(args, env, clock, out, on_exchange)
             return generate.run(args, env=env, push=push, out=out)
         if getattr(args, "folder", None):  # --folder NAME wins over KB_SYNC_FOLDER
             env = {**env, "KB_SYNC_FOLDER": args.folder}
+        from .client import Client
+
         settings = load_settings(env)
         register_secret(settings.api_key)
         clock = clock or SystemClock()
         on_exchange = tee(on_exchange, settings.cassette)  # KB_SYNC_CASSETTE
-        client = Client(settings.base_url, settings.api_key, clock=clock, on_exchange=on_exchange)
-        return _dispatch(args, settings, client, clock, out)
+        client = Client(
+            settings.base_url,
+            settings.api_key,
+            clock=clock,
+            on_exchange=on_exchange,
+            concurrency=getattr(args, "concurrency", DEFAULT_CONCURRENCY),
+        )
+        try:
+            return _dispatch(args, settings, client, clock, out)
+        finally:
+            client.settled()  # the in-flight limit the run settled at, once
     except SyncError as exc:
         return _report_error(exc, args.log_format)
     except KeyboardInterrupt:
