@@ -8,7 +8,8 @@ content), ``adopt`` (replace the old script's upload, with ``--adopt-legacy``), 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from .domain import AgentView, KbEntry, Layout, Ownership, RemoteDoc
@@ -19,6 +20,9 @@ class Ref:
     id: str
     name: str
     reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "reason": self.reason}
 
 
 @dataclass
@@ -52,6 +56,19 @@ class Item:
     @property
     def needs_upload(self) -> bool:
         return self.action in ("create", "update", "adopt") and self.reuse_id is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape (``dataclasses.asdict``'s, without its recursive deep copy)."""
+        return {
+            "action": self.action,
+            "file": self.file,
+            "name": self.name,
+            "size_bytes": self.size_bytes,
+            "usage_mode": self.usage_mode,
+            "reuse_id": self.reuse_id,
+            "replaces": [r.to_dict() for r in self.replaces],
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -99,13 +116,15 @@ class Plan:
         return text + (f", {len(self.moves)} to move" if self.moves else "")
 
     def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, in one pass over each list (no deep copies)."""
+        counts = Counter(i.action for i in self.items)
         return {
             "summary": {
-                "add": self.to_add,
-                "change": self.to_change,
-                "destroy": self.to_destroy,
-                "unchanged": self.count("unchanged"),
-                "skip": self.count("skip"),
+                "add": counts["create"],
+                "change": counts["update"] + counts["adopt"],
+                "destroy": counts["delete"] + len(self.orphans),
+                "unchanged": counts["unchanged"],
+                "skip": counts["skip"],
                 "text": self.summary(),
             },
             "strict_hash": self.strict,
@@ -114,10 +133,10 @@ class Plan:
                 "id": self.folder.folder_id,
                 "create": self.creates_folder,
             },
-            "moves": [asdict(m) for m in self.moves],
-            "items": [asdict(i) for i in self.items],
-            "orphans": [asdict(o) for o in self.orphans],
-            "legacy": [asdict(o) for o in self.legacy],
+            "moves": [m.to_dict() for m in self.moves],
+            "items": [i.to_dict() for i in self.items],
+            "orphans": [o.to_dict() for o in self.orphans],
+            "legacy": [o.to_dict() for o in self.legacy],
         }
 
     def render(self) -> str:
@@ -129,10 +148,14 @@ class Plan:
             "unchanged": " ",
             "skip": "!",
         }
-        groups = ("create", "update", "adopt", "delete", "skip", "unchanged")
+        groups: dict[str, list[Item]] = {
+            a: [] for a in ("create", "update", "adopt", "delete", "skip", "unchanged")
+        }
+        for item in self.items:  # one pass; each group keeps the items' order
+            if item.action in groups:
+                groups[item.action].append(item)
         lines: list[str] = []
-        for action in groups:
-            items = [i for i in self.items if i.action == action]
+        for action, items in groups.items():
             if not items:
                 continue
             lines.append(f"{action} ({len(items)}):")
