@@ -19,6 +19,7 @@ from .errors import ConfigError, ExitCode, SyncError
 from .limiter import DEFAULT_CONCURRENCY
 from .log import event, redact, register_secret, setup
 from .parser import build_parser
+from .retry import RetryPolicy, run_budget
 
 # Imported where a command needs them (`--help`, `plan` and `status` never load generate and
 # Jinja2; `--help` not even requests): see docs/performance.md, "Start-up".
@@ -72,12 +73,15 @@ def run(
         register_secret(settings.api_key)
         clock = clock or SystemClock()
         on_exchange = tee(on_exchange, settings.cassette)  # KB_SYNC_CASSETTE
+        wait = getattr(args, "index_wait", None)
+        budget = run_budget(RetryPolicy(), settings.index_timeout if wait is None else wait)
         client = Client(
             settings.base_url,
             settings.api_key,
             clock=clock,
             on_exchange=on_exchange,
             concurrency=getattr(args, "concurrency", DEFAULT_CONCURRENCY),
+            deadline=clock.now() + budget,  # 429s end inside the run's lease TTL
         )
         try:
             return _dispatch(args, settings, client, clock, out)

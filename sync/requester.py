@@ -44,7 +44,11 @@ class Requester:
         timeout: tuple[float, float] = (5.0, 60.0),
         on_exchange: Callable[[Json], None] | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
+        deadline: float | None = None,
     ) -> None:
+        """``concurrency``: the most requests in flight (the limit adapts below it).
+        ``deadline``: the clock's time after which no 429 is retried (default: the policy's
+        ``run_budget`` from now)."""
         self.base_url = base_url.rstrip("/")
         self._key = api_key
         register_secret(api_key)  # redacted from every log line, error and recorded exchange
@@ -56,7 +60,7 @@ class Requester:
         self._lock = threading.Lock()
         self._not_before = 0.0  # shared back-off after a 429
         self.limiter = AdaptiveLimiter(LimitPolicy(ceiling=max(1, concurrency)))
-        self.deadline = self.clock.now() + self.policy.run_budget  # no 429 retry after it
+        self.deadline = self.clock.now() + self.policy.run_budget if deadline is None else deadline
         self.requests_sent = 0
         self.writes_sent = 0
         self._answered = False  # has the server answered anything yet (a wrong URL fails fast)

@@ -9,8 +9,8 @@ A 429 means the request was not processed, so even a create may be sent again.
 Two budgets: 5xx and transport errors use up ``max_attempts`` (a request that keeps failing
 fails); a 429 does not (the server asks for patience, and the client lowers its concurrency,
 :mod:`sync.limiter`): its retries are bounded by the run's deadline (``remaining`` seconds,
-:attr:`RetryPolicy.run_budget` from the start of the run) and by ``max_limited`` 429s of one
-request, whichever comes first.
+:func:`run_budget` from the start of the run) and by ``max_limited`` 429s of one request,
+whichever comes first.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class RetryPolicy:
     limited_base: float = 0.1  # the first 429 of a request waits 0.05-0.1 s, then doubles
     limited_cap: float = 5.0  # longest wait after a 429 without Retry-After
     max_limited: int = 500  # 429s of one request before giving up, whatever the deadline
-    run_budget: float = 900.0  # seconds from the run's start after which a 429 is not retried
+    run_budget: float = 600.0  # the least time from a run's start until 429s are not retried
     release_jitter: float = 0.5  # a shared back-off ends for each worker within +50% of it
 
 
@@ -102,6 +102,14 @@ def _after_429(
     if remaining is not None and delay > remaining:
         return None  # it would end after the run's deadline
     return delay
+
+
+def run_budget(policy: RetryPolicy, index_wait: float) -> float:
+    """Seconds from a run's start after which a 429 is no longer retried:
+    ``max(policy.run_budget, 2 x index_wait + 300)``. A run then ends inside its lease's TTL
+    (``max(900, 4 x index_wait + 300)``, :func:`sync.lease.lease_ttl`) even when it waits for
+    429s up to the deadline and for its indexes after it."""
+    return max(policy.run_budget, 2.0 * index_wait + 300.0)
 
 
 def shared_wait(

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from sync.retry import RetryPolicy, backoff, decide, jittered, parse_retry_after, shared_wait
+from sync.lease import lease_ttl
+from sync.retry import (
+    RetryPolicy,
+    backoff,
+    decide,
+    jittered,
+    parse_retry_after,
+    run_budget,
+    shared_wait,
+)
 
 P = RetryPolicy(max_attempts=4, base=1.0, cap=8.0)
 
@@ -105,3 +114,10 @@ def test_retry_after_is_honoured_and_capped() -> None:
 )
 def test_parse_retry_after(raw: str | None, value: float | None) -> None:
     assert parse_retry_after(raw) == value
+
+
+@pytest.mark.parametrize("index_wait", [0.5, 30.0, 180.0, 299.0, 1000.0, 5000.0])
+def test_the_429_deadline_and_then_the_index_wait_end_inside_the_lease(index_wait: float) -> None:
+    budget = run_budget(RetryPolicy(), index_wait)
+    assert budget >= RetryPolicy().run_budget
+    assert budget + index_wait < lease_ttl(index_wait)
