@@ -6,8 +6,9 @@ answered 429 ``too_many_concurrent_requests`` (``sync/emulator/admission.py``). 
 ``--concurrency 16`` ends exit 0 with every document synced, in at most 1.5x the time of
 ``--concurrency 4``, with fewer than 60 answers of 429.
 
-``run_limited(concurrency)`` is one run; ``python -m bench.limited [--repeats N]`` prints the
-medians for 4, 8 and 16.
+``run_limited(concurrency)`` is one run; ``run_storm(concurrency, k)`` the same push with no
+limit after K consecutive 429s; ``python -m bench.limited [--repeats N]`` prints the medians for
+4, 8 and 16.
 """
 
 from __future__ import annotations
@@ -30,19 +31,37 @@ LATENCY = 0.02
 INDEX_SECONDS = 1.0
 
 
+def run_storm(concurrency: int, k: int = 30, *, docs: int = DOCS) -> dict[str, Any]:
+    """The same push, no limit, after a storm: the first ``k`` requests answered 429."""
+    return run_limited(concurrency, docs=docs, limit=None, storm=k)
+
+
 def run_limited(
-    concurrency: int, *, docs: int = DOCS, limit: int | None = LIMIT, work: Path | None = None
+    concurrency: int,
+    *,
+    docs: int = DOCS,
+    limit: int | None = LIMIT,
+    storm: int = 0,
+    work: Path | None = None,
 ) -> dict[str, Any]:
     """One push of ``docs`` new documents with ``--concurrency`` against a server limited to
     ``limit`` in flight (None: no limit): wall seconds, requests, 429 answers, exit code,
     documents attached."""
-    from sync.emulator import RemoteEmulator
+    from sync.emulator import FaultRule, RemoteEmulator
+    from sync.emulator import storm as storm_of
     from sync.testing import run_cli
 
     with tempfile.TemporaryDirectory(dir=work) as tmp:
         folder = write_folder(Path(tmp) / "docs", make_docs(docs))
         with EmulatorProcess(Spec(latency=LATENCY, index_seconds=INDEX_SECONDS)) as emu:
-            RemoteEmulator(emu.url).set_concurrency_limit(limit)
+            remote = RemoteEmulator(emu.url)
+            remote.set_concurrency_limit(limit)
+            if storm:  # first, before the latency rule (the first matching rule wins)
+                remote.clear_faults()
+                rule = storm_of(storm)
+                rule.latency = LATENCY
+                remote.add_fault(rule)
+                remote.add_fault(FaultRule(times=None, latency=LATENCY))
             env = {**emu.env, "KB_SYNC_RECORD_DIR": str(Path(tmp) / "runs")}
             argv = ["push", "--dir", str(folder), "--index-wait", "120"]
             t0 = time.perf_counter()

@@ -29,7 +29,7 @@ class RetryPolicy:
     cap: float = 30.0  # longest single wait
     max_retry_after: float = 120.0  # a server asking for longer is capped
     limited_base: float = 0.1  # the first 429 of a request waits 0.05-0.1 s, then doubles
-    limited_cap: float = 5.0  # longest wait after a 429 without Retry-After
+    limited_cap: float = 2.0  # longest wait after a 429 without Retry-After
     max_limited: int = 500  # 429s of one request before giving up, whatever the deadline
     run_budget: float = 600.0  # the least time from a run's start until 429s are not retried
     release_jitter: float = 0.5  # a shared back-off ends for each worker within +50% of it
