@@ -80,7 +80,7 @@ def on_limited(policy: LimitPolicy, state: LimitState, sent_epoch: int) -> Limit
         edge=state.slots,
         lowest=slots if state.lowest is None else min(state.lowest, slots),
         limited=state.limited + 1,
-        decreases=state.decreases + 1,
+        decreases=state.decreases + (slots < state.slots),  # at the floor: news, no decrease
     )
 
 

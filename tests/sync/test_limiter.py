@@ -39,7 +39,8 @@ def test_the_limit_never_goes_below_the_floor() -> None:
     s = start(LimitPolicy(ceiling=2))
     for _ in range(5):
         s = on_limited(P, s, s.epoch)
-    assert s.slots == 1
+    assert s.slots == 1 and s.lowest == 1
+    assert s.decreases == 1 and s.limited == 5 and s.epoch == 5  # each one news, one decrease
 
 
 def test_answers_raise_it_by_one_per_limit_answers_up_to_the_ceiling() -> None:
