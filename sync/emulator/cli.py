@@ -25,6 +25,12 @@ AGENT_PROMPT = (
 FIRST_MESSAGE = "Hi! I'm the shop's support assistant. How can I help?"
 
 
+def _limit(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be a whole number >= 1")
+    return int(value)
+
+
 def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (default 0: pick a free one)")
@@ -37,6 +43,13 @@ def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--quota-bytes", type=int, default=DEFAULT_QUOTA, help="RAG quota (default 20 MB, Creator)"
+    )
+    parser.add_argument(
+        "--concurrency-limit",
+        type=_limit,
+        default=None,
+        metavar="N",
+        help="answer 429 too_many_concurrent_requests over N requests in flight (default: none)",
     )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     parser.add_argument(
@@ -56,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         quota_bytes=args.quota_bytes,
         index_seconds=args.index_seconds,
     )
+    backend.set_concurrency_limit(getattr(args, "concurrency_limit", None))
     agent_id = backend.seed_agent(
         agent_id=args.agent_id,
         name=AGENT_NAME,

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -114,3 +118,30 @@ def test_a_storm_is_k_consecutive_429s_then_normal_answers(api: Api, backend: Ba
     assert statuses == [429, 429, 429, 200, 200]
     body = backend.calls[0].response_json["detail"]
     assert body["code"] == "concurrent_limit_exceeded"
+
+
+def test_the_emulator_command_takes_a_concurrency_limit() -> None:
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sync.emulator", "--port", "0", "--concurrency-limit", "3"],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip().split("=", 1)[1]
+        assert RemoteEmulator(url).state()["concurrency"]["limit"] == 3
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    bad = subprocess.run(
+        [sys.executable, "-m", "sync.emulator", "--concurrency-limit", "0"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "--concurrency-limit" in bad.stderr
