@@ -4,7 +4,7 @@ wiped after every run).
 Every applied run (push or rollback) stores its record as text documents in
 ``<folder>/.kb-sync`` (never attached to an agent, never RAG-indexed), one or more *parts*:
 
-``run:<agent id>:<UTC stamp>:<run id>:<kind>:<state>:<i>of<n>``
+``run:<agent id>:<UTC time to the microsecond>:<run id>:<kind>:<state>:<i>of<n>``
 
 * ``intent`` is written before the agent's PATCH (the list about to be sent, the KB before);
 * ``done`` replaces it (the same documents, PATCHed: name and content) once the agent is
@@ -28,6 +28,7 @@ import re
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from .client import Client
@@ -41,15 +42,16 @@ PREFIX = "run:"
 # the longest a part may be, in characters: under the 300,000-character limit of a document
 PART_LIMIT = 290_000
 _NAME = re.compile(
-    r"^run:(?P<agent>[^:]+):(?P<stamp>\d{8}T\d{6}Z):(?P<run>[A-Za-z0-9]+):(?P<kind>push|rollback)"
+    r"^run:(?P<agent>[^:]+):(?P<stamp>\d{8}T\d{6}(?:\d{6})?Z):(?P<run>[A-Za-z0-9]+):(?P<kind>push|rollback)"
     r":(?P<state>intent|done):(?P<i>\d+)of(?P<n>\d+)$"
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def stamp(started_at: str) -> str:
-    """``2026-12-01T11:47:00Z`` -> ``20261201T114700Z`` (no ``:`` inside a name field)."""
-    return started_at.replace("-", "").replace(":", "")
+def now_stamp() -> str:
+    """This machine's UTC time to the microsecond, ``20261201T114700123456Z``: it orders two
+    runs the server created in the same second."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
 
 
 def part_name(
@@ -275,6 +277,7 @@ class HistoryWriter:
     ) -> None:
         self.client, self.meta_id, self.record = client, meta_id, record
         self.command, self.keep, self.known = command, keep, known
+        self.stamp = now_stamp()
         self.parts: list[str] = []  # my documents, part 1 first
 
     def intent(self) -> None:
@@ -291,9 +294,7 @@ class HistoryWriter:
         chunks = encode(payload(r, state, self.command), r.run_id)
         ids: list[str] = []
         for i, chunk in enumerate(chunks, 1):
-            name = part_name(
-                r.agent_id, stamp(r.started_at), r.run_id, r.kind, state, i, len(chunks)
-            )
+            name = part_name(r.agent_id, self.stamp, r.run_id, r.kind, state, i, len(chunks))
             if i <= len(self.parts):
                 self.client.update_document(self.parts[i - 1], name=name, content=chunk)
                 ids.append(self.parts[i - 1])

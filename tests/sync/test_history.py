@@ -44,7 +44,7 @@ def test_a_push_stores_one_complete_run_that_history_status_and_verify_report(ki
     stored = runs(kit)
     assert list(stored) == [rid]
     assert re.fullmatch(
-        rf"run:{kit.agent_id}:\d{{8}}T\d{{6}}Z:{rid}:push:done:1of1", stored[rid][0]
+        rf"run:{kit.agent_id}:\d{{8}}T\d{{12}}Z:{rid}:push:done:1of1", stored[rid][0]
     )
     meta = next(d for d in kit.backend.docs.values() if d.name == ".kb-sync")
     part = next(d for d in kit.backend.docs.values() if d.name.startswith("run:"))
