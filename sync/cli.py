@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .cassette import tee
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, scaled_from_env
 from .config import load_settings
 from .errors import ConfigError, ExitCode, SyncError
 from .limiter import DEFAULT_CONCURRENCY
@@ -71,7 +71,8 @@ def run(
 
         settings = load_settings(env)
         register_secret(settings.api_key)
-        clock = clock or SystemClock()
+        scaled = scaled_from_env(env, settings.base_url)  # test-only, loopback only
+        clock = clock or scaled or SystemClock()
         on_exchange = tee(on_exchange, settings.cassette)  # KB_SYNC_CASSETTE
         wait = getattr(args, "index_wait", None)
         budget = run_budget(RetryPolicy(), settings.index_timeout if wait is None else wait)
