@@ -2,9 +2,12 @@
 
 - ``emulator``: an in-process :class:`~sync.emulator.Backend` behind ``responses``, one
   :class:`~sync.clock.FakeClock` shared by the backend and ``sync.cli.run`` (nothing sleeps).
-- ``http``: the same Backend served on 127.0.0.1 with the real clock; ``kb-sync`` runs as a
-  subprocess (``python -m sync``), the exact code path a staging run takes. Faults are injected
-  through the Backend object, which lives in this process.
+- ``http``: the same Backend served on 127.0.0.1; ``kb-sync`` runs as a subprocess
+  (``python -m sync``), the exact code path a staging run takes. Both run on one
+  :class:`~sync.clock.ScaledClock` (real time, :data:`TIME_SCALE` times the speed; the
+  subprocess gets it from ``KB_SYNC_TEST_TIME_SCALE``): back-offs and index waits are real
+  sleeps, only shorter, and every deadline still ends a wait. Faults are injected through the
+  Backend object, which lives in this process.
 - ``staging``: the real ElevenLabs API and one staging agent, guarded by
   :func:`check_staging_guard`; the run works in its own namespace and cleans up after itself.
 
@@ -46,6 +49,7 @@ DEFAULT_MODEL = "multilingual_e5_large_instruct"
 EMULATOR_BASE = "https://api.elevenlabs.io"
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 READ_ONLY_POSTS = ("/knowledge-base/rag-query",)
+TIME_SCALE = 0.05  # http target: one second of the run's clock is 50 ms of real time
 
 
 class StagingRefused(Exception):
@@ -418,13 +422,19 @@ class HttpTarget(_BackendTarget):
         self.key = key
 
     def start(self) -> None:
-        from sync.clock import SystemClock
+        from sync.clock import ScaledClock
         from sync.emulator import Backend, serve
 
-        self.clock = SystemClock()
-        self.backend = Backend(api_key=self.key, clock=self.clock, index_seconds=0.3)
+        self.clock = ScaledClock(TIME_SCALE, time.time())
+        # 3 s on the scaled clock (0.15 s of real time), as long as the in-process target's
+        self.backend = Backend(api_key=self.key, clock=self.clock, index_seconds=3.0)
         self.server = serve(self.backend, host="127.0.0.1")
         self.base_url = self.server.url
+
+    def env(self, agent_id: str) -> dict[str, str]:
+        from sync.clock import TIME_SCALE_VAR
+
+        return {**super().env(agent_id), TIME_SCALE_VAR: self.clock.env_value()}
 
     def stop(self) -> None:
         self.server.shutdown()

@@ -3,24 +3,30 @@ versions of the folder to one agent at the same moment, against the emulator on 
 
 Every trial must end with one version fully on the agent (every file attached to an indexed
 document holding that version's text, no duplicates) and the other run exiting 4 (the lease),
-or both succeeding one after the other; never a half agent."""
+or both succeeding one after the other; never a half agent.
+
+The emulator and both runs share one :class:`~sync.clock.ScaledClock` (``KB_SYNC_TEST_TIME_SCALE``
+for the subprocesses): the lease's and the folder's same-second ties, their jittered back-offs
+and the index waits happen as they would, on a clock that runs 20 times faster."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from sync.clock import SystemClock
+from sync.clock import TIME_SCALE_VAR, ScaledClock
 from sync.emulator import Backend, serve
 from tests.canary import CANARY_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 TRIALS = 20
 FILES = ("2025-Q1.md", "2025-Q2.md", "2025-Q3.md")
+SCALE = 0.05  # one second of the shared clock is 50 ms of real time
 
 
 def version(tag: str) -> dict[str, str]:
@@ -52,9 +58,11 @@ def on_agent(b: Backend, agent: str) -> dict[str, str]:
 def test_two_machines_pushing_different_versions_at_once_never_leave_a_half_agent(
     tmp_path: Path,
 ) -> None:
-    b = Backend(api_key=CANARY_KEY, clock=SystemClock(), index_seconds=0.2)
+    clock = ScaledClock(SCALE, time.time())
+    b = Backend(api_key=CANARY_KEY, clock=clock, index_seconds=3.0)
     v1, v2 = version("v1"), version("v2")
     outcomes: dict[str, int] = {}
+    ties = 0  # same-second ties of the lease or the folder, resolved by a jittered back-off
     with serve(b) as srv:
         for trial in range(TRIALS):
             agent = b.seed_agent(name=f"Agent {trial}")
@@ -70,7 +78,8 @@ def test_two_machines_pushing_different_versions_at_once_never_leave_a_half_agen
                     "ELEVENLABS_AGENT_ID": agent,
                     "ELEVENLABS_BASE_URL": srv.url,
                     "KB_SYNC_RECORD_DIR": str(m["home"] / "runs"),
-                    "RAG_INDEXING_TIMEOUT": "30",
+                    "RAG_INDEXING_TIMEOUT": "120",
+                    TIME_SCALE_VAR: clock.env_value(),
                 }
                 argv = [sys.executable, "-m", "sync", "push", "--dir", str(m["quarters"])]
                 runs.append(
@@ -96,4 +105,5 @@ def test_two_machines_pushing_different_versions_at_once_never_leave_a_half_agen
                 assert final == winner
             key = "one refused (4)" if 4 in codes else "both applied, one after the other"
             outcomes[key] = outcomes.get(key, 0) + 1
-    print(f"two machines, {TRIALS} trials: {outcomes}")
+            ties += sum(err.count("lease.tie") + err.count("folder.tie") for _, err in outs)
+    print(f"two machines, {TRIALS} trials: {outcomes}, {ties} same-second ties")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from sync.clock import FakeClock, SystemClock
+from sync.clock import TIME_SCALE_VAR, FakeClock, ScaledClock
 from sync.emulator import Backend, emulate, serve
 from sync.testing import Result, is_upload, run_cli
 from tests.canary import CANARY_KEY
 from tests.contract.spec import validate_call
 
 MODEL = "multilingual_e5_large_instruct"
+LOOPBACK_SCALE = 0.05  # the ``loopback`` fixture's clock: one second is 50 ms of real time
 
 
 def para(seed: str, n: int = 8) -> str:
@@ -118,8 +120,9 @@ def kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kit]:
 
 @dataclass
 class Served:
-    """The emulator served on 127.0.0.1 (real time, fast indexes) and the env a
-    ``python -m sync`` subprocess needs against it."""
+    """The emulator served on 127.0.0.1 and the env a ``python -m sync`` subprocess needs
+    against it: both on one :class:`ScaledClock` (real time, 20 times as fast; the
+    subprocess gets it from ``KB_SYNC_TEST_TIME_SCALE``), indexes take 3 s of it."""
 
     backend: Backend
     url: str
@@ -128,7 +131,8 @@ class Served:
 
 @pytest.fixture
 def loopback(tmp_path: Path) -> Iterator[Served]:
-    backend = Backend(api_key=CANARY_KEY, clock=SystemClock(), index_seconds=0.2)
+    clock = ScaledClock(LOOPBACK_SCALE, time.time())
+    backend = Backend(api_key=CANARY_KEY, clock=clock, index_seconds=3.0)
     agent = backend.seed_agent()
     with serve(backend) as server:
         env = {
@@ -139,5 +143,6 @@ def loopback(tmp_path: Path) -> Iterator[Served]:
             "ELEVENLABS_BASE_URL": server.url,
             "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),
             "TMPDIR": str(tmp_path),
+            TIME_SCALE_VAR: clock.env_value(),
         }
         yield Served(backend, server.url, env)
