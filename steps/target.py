@@ -4,7 +4,7 @@
   :class:`~sync.clock.FakeClock` shared by the backend and ``sync.cli.run`` (nothing sleeps).
 - ``http``: the same Backend served on 127.0.0.1; ``kb-sync`` runs as a subprocess
   (``python -m sync``), the exact code path a staging run takes. Both run on one
-  :class:`~sync.clock.ScaledClock` (real time, :data:`TIME_SCALE` times the speed; the
+  :class:`~sync.clock.ScaledClock` (real time run ``1/TIME_SCALE`` times as fast; the
   subprocess gets it from ``KB_SYNC_TEST_TIME_SCALE``): back-offs and index waits are real
   sleeps, only shorter, and every deadline still ends a wait. Faults are injected through the
   Backend object, which lives in this process.
@@ -49,7 +49,11 @@ DEFAULT_MODEL = "multilingual_e5_large_instruct"
 EMULATOR_BASE = "https://api.elevenlabs.io"
 WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
 READ_ONLY_POSTS = ("/knowledge-base/rag-query",)
-TIME_SCALE = 0.05  # http target: one second of the run's clock is 50 ms of real time
+# http target: one second of the run's clock is 0.1 s of real time. Not less: the cassette's
+# times are the run's clock, so a request's real delay weighs 1/scale times more in them, and
+# the replay at session end fits the index time to them ("Emulator fidelity"); at 0.05, polls
+# a few ms from an index's end showed as index differences under a loaded machine.
+TIME_SCALE = 0.1
 
 
 class StagingRefused(Exception):
@@ -426,7 +430,7 @@ class HttpTarget(_BackendTarget):
         from sync.emulator import Backend, serve
 
         self.clock = ScaledClock(TIME_SCALE, time.time())
-        # 3 s on the scaled clock (0.15 s of real time), as long as the in-process target's
+        # 3 s on the scaled clock (0.3 s of real time), as long as the in-process target's
         self.backend = Backend(api_key=self.key, clock=self.clock, index_seconds=3.0)
         self.server = serve(self.backend, host="127.0.0.1")
         self.base_url = self.server.url
