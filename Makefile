@@ -6,8 +6,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 REPORTS := reports
+# pytest-xdist workers for `make unit`: one per core; `make unit JOBS=0` runs in one process
+JOBS   ?= auto
 
-.PHONY: acceptance test lint unit bench clean setup
+.PHONY: acceptance test lint unit features-http bench clean setup
 
 setup: $(STAMP)
 
@@ -22,28 +24,37 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy sync steps bench tests conftest.py
 
-# Everything but the Gherkin features, with allure-pytest (allure-pytest-bdd drops non-BDD tests).
+# Everything but the Gherkin features, with allure-pytest (allure-pytest-bdd drops non-BDD tests),
+# on every core: each worker has its own TMPDIR (conftest.py); the property tests share one.
 unit: $(STAMP)
 	mkdir -p $(REPORTS)
-	$(PY) -m pytest tests --ignore=tests/acceptance \
+	$(PY) -m pytest tests --ignore=tests/acceptance -n $(JOBS) --dist loadgroup \
 		--alluredir=$(REPORTS)/allure-results --junitxml=$(REPORTS)/junit-tests.xml -q
+
+# The Gherkin features with allure-pytest-bdd, into the same allure-results (one process per
+# target: the validation report, the cassette and the leak scan are the session's).
+FEATURES = $(PY) -m pytest tests/acceptance -p allure_pytest_bdd -p no:allure_pytest \
+	--alluredir=$(REPORTS)/allure-results -q
 
 # The handoff checklist as Gherkin against the in-process emulator; then the HTML report.
 acceptance: $(STAMP)
 	mkdir -p $(REPORTS)
 	rm -rf $(REPORTS)/allure-results
-	$(PY) -m pytest tests/acceptance -p allure_pytest_bdd -p no:allure_pytest --target emulator \
-		--alluredir=$(REPORTS)/allure-results --junitxml=$(REPORTS)/junit-acceptance.xml -q
+	$(FEATURES) --target emulator --junitxml=$(REPORTS)/junit-acceptance.xml
 	@echo "HTML validation report: $(abspath $(REPORTS))/validation-report.html"
 
+# the staging code path: emulator on 127.0.0.1, kb-sync as a subprocess (on a scaled clock)
+features-http: $(STAMP)
+	mkdir -p $(REPORTS)
+	$(FEATURES) --target http --junitxml=$(REPORTS)/junit-acceptance-http.xml
+
+# `unit` and `features-http` side by side (the loopback run mostly waits on its subprocesses),
+# each one's output in one piece; then the in-process features, last, so that their leak scan
+# covers everything under reports/ (the other runs' results, cassette and HTML report too).
 test: lint
 	rm -rf $(REPORTS)/allure-results
-	$(MAKE) --no-print-directory unit
-	$(PY) -m pytest tests/acceptance -p allure_pytest_bdd -p no:allure_pytest --target emulator \
-		--alluredir=$(REPORTS)/allure-results --junitxml=$(REPORTS)/junit-acceptance.xml -q
-	# the staging code path: emulator on 127.0.0.1, kb-sync as a subprocess
-	$(PY) -m pytest tests/acceptance -p allure_pytest_bdd -p no:allure_pytest --target http \
-		--alluredir=$(REPORTS)/allure-results --junitxml=$(REPORTS)/junit-acceptance-http.xml -q
+	$(MAKE) --no-print-directory -j2 --output-sync=target unit features-http
+	$(FEATURES) --target emulator --junitxml=$(REPORTS)/junit-acceptance.xml
 	@echo "Reports: $(abspath $(REPORTS))"
 
 bench: $(STAMP)

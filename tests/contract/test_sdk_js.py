@@ -6,10 +6,12 @@ Skipped when node/npm are missing or the install fails (no registry)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -22,18 +24,32 @@ SCRIPT = Path(__file__).with_name("sdk_js_check.cjs")
 KEY = "sdk-key"
 
 
+def _installed(where: Path) -> bool:
+    return (where / "node_modules" / "@elevenlabs" / "elevenlabs-js" / "package.json").exists()
+
+
 def sdk_dir() -> Path:
     default = Path.home() / ".cache" / "kb-sync" / "js-sdk-2.73.0"
     where = Path(os.environ.get("KB_SYNC_JS_SDK_DIR", default))
-    if (where / "node_modules" / "@elevenlabs" / "elevenlabs-js" / "package.json").exists():
+    if _installed(where):
         return where
     if not (shutil.which("node") and shutil.which("npm")):
         pytest.skip("node/npm not installed: the JS SDK check needs them")
-    where.mkdir(parents=True, exist_ok=True)
-    cmd = ["npm", "install", "--prefix", str(where), "--no-audit", "--no-fund", SDK]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    if proc.returncode != 0:
-        pytest.skip(f"npm install {SDK} failed: {proc.stderr.strip()[-300:]}")
+    # installed beside it and renamed into place: a run (another pytest-xdist worker, another
+    # checkout's suite) that looks while an install is half done never sees a partial SDK
+    where.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"{where.name}.installing-", dir=where.parent))
+    try:
+        cmd = ["npm", "install", "--prefix", str(staging), "--no-audit", "--no-fund", SDK]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            pytest.skip(f"npm install {SDK} failed: {proc.stderr.strip()[-300:]}")
+        with contextlib.suppress(OSError):  # another install got there first: use that one
+            staging.rename(where)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if not _installed(where):
+        pytest.skip(f"{where} holds no complete {SDK} install: remove it and run again")
     return where
 
 

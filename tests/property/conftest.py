@@ -32,6 +32,18 @@ settings.register_profile("dev", max_examples=5, stateful_step_count=8, **_COMMO
 settings.register_profile("big", max_examples=300, stateful_step_count=30, **_COMMON)
 
 
+HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``--dist loadgroup``) the property tests run in one worker: their
+    counters (``harness.STATS``) are one process's, and reports/property-stats.json must
+    count every example of the run."""
+    for item in items:
+        if HERE in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("property"))
+
+
 def profile_name() -> str:
     return os.environ.get("HYPOTHESIS_PROFILE", "ci")
 
