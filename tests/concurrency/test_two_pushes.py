@@ -12,13 +12,14 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sync.clock import FakeClock, SystemClock
+from sync.clock import TIME_SCALE_VAR, FakeClock, ScaledClock
 from sync.emulator import Backend, Call, emulate, serve
 from sync.naming import parse
 from sync.push import agent_lock
@@ -223,14 +224,16 @@ def test_unmanaged_entry_added_between_reread_and_patch_survives(tmp_path: Path)
 def test_two_subprocess_pushes_at_once_against_loopback(tmp_path: Path) -> None:
     files = {f"doc{i}.md": TEXT + f"doc {i}\n" for i in range(4)}
     w = World(tmp_path, files)
-    w.b.clock = SystemClock()
-    w.b.index_seconds = 0.3
+    clock = ScaledClock(0.05, time.time())  # shared with both runs: 20 times as fast
+    w.b.clock = clock
+    w.b.index_seconds = 3.0
     with serve(w.b) as srv:
         env = {
             "PATH": os.environ.get("PATH", ""),
             "PYTHONPATH": str(ROOT),
             "ELEVENLABS_BASE_URL": srv.url,
             "KB_SYNC_RECORD_DIR": str(tmp_path / "runs"),
+            TIME_SCALE_VAR: clock.env_value(),
             **w.env,
         }
         argv = [sys.executable, "-m", "sync", "push", "--dir", str(w.dir), "--allow-mass-delete"]
