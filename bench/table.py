@@ -157,19 +157,26 @@ def report(res: dict[str, Any]) -> str:
         "",
         grid(scale_rows(res["scale"])),
     ]
+    base_rss = st["max_rss_bytes"]
+    above = " / ".join(
+        f"{(r['max_rss_bytes'] - base_rss) / 1024 / r['documents']:.1f}"
+        for r in res["scale"]["runs"]
+    )
     for label, key, unit, div in (
         ("wall", "time_fit", "ms", 1e-3),
         ("kb-sync cpu", "cpu_fit", "ms", 1e-3),
         ("peak RSS", "memory_fit", "KiB", 1024),
     ):
         f = res["scale"][key]
+        icpt = f["intercept"]
+        fixed = f"{icpt / MIB:.1f} MiB" if unit == "KiB" else f"{icpt:.2f} s"
         per = " / ".join(f"{m / div:.2f}" for m in f["per_doc"])
         lines.append(
             f"scale, {label}: {unit} a doc = {per} (x{f['per_doc_growth']} from 500 to the "
             f"largest); fit {f['slope_per_doc'] / div:.2f} {unit} a doc + "
-            f"{f['intercept'] / div / 1000:.1f}, R2 {f['r2']}: "
-            f"{'linear' if f['linear'] else 'NOT linear'}"
+            f"{fixed}, R2 {f['r2']}: {'linear' if f['linear'] else 'NOT linear'}"
         )
+    lines.append(f"scale, peak RSS above the start-up's, KiB a doc: {above}")
     lines += ["", *limited_lines(res["limited"]), ""]
     lines += ["requests by endpoint (from the emulator's call log):", breakdown(res), ""]
     verdicts = ", ".join(
