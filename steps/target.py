@@ -26,175 +26,47 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sync.domain import AgentView, Layout, entries_json
-from sync.folders import ensure_layout
+from steps.runs import (
+    RunResult,
+    call_from_exchange,
+    is_write,
+    parse_log,
+)
+from steps.staging_guard import EMULATOR_BASE, StagingConfig, StagingRefused, check_staging_guard
 from sync.naming import parse
 from sync.testing import run_cli
 
 if TYPE_CHECKING:
     from sync.emulator import Backend, Call, FaultRule
 
+__all__ = [
+    "ROOT",
+    "Faults",
+    "RunResult",
+    "StagingConfig",
+    "StagingRefused",
+    "Target",
+    "call_from_exchange",
+    "check_staging_guard",
+    "is_write",
+    "make_target",
+    "parse_log",
+]
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = "multilingual_e5_large_instruct"
-EMULATOR_BASE = "https://api.elevenlabs.io"
-WRITE_METHODS = ("POST", "PATCH", "PUT", "DELETE")
-READ_ONLY_POSTS = ("/knowledge-base/rag-query",)
 # http target: one second of the run's clock is 0.1 s of real time. Not less: the cassette's
 # times are the run's clock, so a request's real delay weighs 1/scale times more in them, and
 # the replay at session end fits the index time to them ("Emulator fidelity"); at 0.05, polls
 # a few ms from an index's end showed as index differences under a loaded machine.
 TIME_SCALE = 0.1
-
-
-class StagingRefused(Exception):
-    """The staging guard refused to run (one clear line)."""
-
-
-@dataclass(frozen=True)
-class StagingConfig:
-    api_key: str
-    agent_id: str
-    base_url: str
-
-
-def check_staging_guard(env: Mapping[str, str]) -> StagingConfig:
-    """The staging-only guard: explicit confirmation, never a production agent."""
-    key = env.get("ELEVENLABS_API_KEY", "").strip()
-    agent = env.get("ELEVENLABS_AGENT_ID", "").strip()
-    confirm = env.get("KB_SYNC_STAGING_CONFIRM", "").strip()
-    production = {
-        p.strip() for p in env.get("KB_SYNC_PRODUCTION_AGENT_IDS", "").split(",") if p.strip()
-    }
-    if not key or not agent:
-        raise StagingRefused(
-            "--target staging needs ELEVENLABS_API_KEY and ELEVENLABS_AGENT_ID (the staging "
-            "agent's id)"
-        )
-    if agent in production:
-        raise StagingRefused(
-            f"refusing agent {agent}: it is listed in KB_SYNC_PRODUCTION_AGENT_IDS; the "
-            "acceptance suite only ever runs against a staging agent"
-        )
-    if not confirm:
-        raise StagingRefused(
-            f"--target staging writes to agent {agent}: confirm it is the staging agent with "
-            f"KB_SYNC_STAGING_CONFIRM={agent}"
-        )
-    if confirm != agent:
-        raise StagingRefused(
-            f"KB_SYNC_STAGING_CONFIRM={confirm} does not match ELEVENLABS_AGENT_ID={agent}; "
-            "set it to the staging agent's id"
-        )
-    base = env.get("ELEVENLABS_BASE_URL", "").strip() or EMULATOR_BASE
-    return StagingConfig(api_key=key, agent_id=agent, base_url=base)
-
-
-# --------------------------------------------------------------------------- run results
-
-_LINE = re.compile(r"^\d\d:\d\d:\d\d (\w+)\s+(\S+)(.*)$")
-
-
-def parse_log(text: str) -> list[dict[str, Any]]:
-    """Human (``HH:MM:SS level event k=v ...``) or JSON log lines -> event dicts."""
-    out: list[dict[str, Any]] = []
-    dec = json.JSONDecoder()
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(obj, dict) and "event" in obj:
-                out.append(obj)
-            continue
-        m = _LINE.match(line)
-        if not m:
-            continue
-        ev: dict[str, Any] = {"level": m.group(1), "event": m.group(2)}
-        rest = m.group(3)
-        i = 0
-        while i < len(rest):
-            km = re.compile(r"\s+([\w.]+)=").match(rest, i)
-            if not km:
-                break
-            key, i = km.group(1), km.end()
-            if i < len(rest) and rest[i] in '"[{':
-                try:
-                    val, i = dec.raw_decode(rest, i)
-                except ValueError:
-                    val, i = rest[i:], len(rest)
-            else:
-                vm = re.compile(r"\S*").match(rest, i)
-                assert vm is not None
-                val, i = vm.group(0), vm.end()
-            ev[key] = val
-        out.append(ev)
-    return out
-
-
-@dataclass
-class RunResult:
-    argv: list[str]
-    exit_code: int
-    stdout: str
-    stderr: str
-    calls: list[dict[str, Any]]
-    seconds: float
-    record_dir: Path
-    records: list[Path] = field(default_factory=list)
-
-    @property
-    def command(self) -> str:
-        return "kb-sync " + " ".join(self.argv)
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return parse_log(self.stderr)
-
-    def event(self, name: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e.get("event") == name]
-
-    @property
-    def writes(self) -> list[dict[str, Any]]:
-        return [c for c in self.calls if is_write(c)]
-
-    @property
-    def error_lines(self) -> list[str]:
-        return [ln for ln in self.stderr.splitlines() if ln.startswith("kb-sync: error:")]
-
-
-def is_write(call: Mapping[str, Any]) -> bool:
-    method = str(call.get("method", "")).upper()
-    path = str(call.get("path", ""))
-    return method in WRITE_METHODS and not path.endswith(READ_ONLY_POSTS)
-
-
-def call_from_exchange(exchange: Mapping[str, Any]) -> dict[str, Any]:
-    """A client exchange record (``sync.client``'s ``on_exchange``) in the call-record shape
-    the emulator's log has (``Call.to_dict()``), so steps read one shape on every target."""
-    response = exchange.get("response")
-    text = response if isinstance(response, str) else None
-    return {
-        "method": exchange.get("method"),
-        "path": exchange.get("path"),
-        "query": exchange.get("params"),
-        "status": exchange.get("status"),
-        "request_json": exchange.get("request"),
-        "response_json": None if text is not None else response,
-        "response_text": text,
-        "error": exchange.get("error"),
-    }
 
 
 # --------------------------------------------------------------------------- capabilities
@@ -487,174 +359,13 @@ class HttpTarget(_BackendTarget):
         )
 
 
-class StagingTarget(Target):
-    """The real API. Seeding goes through the sync's own client; everything it creates is
-    named in this run's namespace and removed at the end, and the agent's knowledge base is
-    put back as it was at session start, even when scenarios fail."""
-
-    name = "staging"
-
-    def __init__(self, reports: Path, config: StagingConfig) -> None:
-        super().__init__(reports)
-        self.config = config
-        self.key = config.api_key
-        self.base_url = config.base_url
-        self.namespace = f"kb-sync-accept-{secrets.token_hex(4)}"
-        self.exchanges: list[dict[str, Any]] = []
-        self.snapshot: list[dict[str, Any]] = []
-
-    def start(self) -> None:
-        from sync.cassette import tee
-        from sync.client import Client
-        from sync.log import register_secret
-
-        register_secret(self.key)
-        # the harness's own requests (seeding, UI edits, clean-up) belong in the cassette too:
-        # they are what happened to the workspace between the kb-sync runs
-        record = tee(self.exchanges.append, self.cassette)
-        self.client = Client(self.base_url, self.key, on_exchange=record)
-        self.snapshot = self.kb(self.config.agent_id)
-        self.baseline = len(self.snapshot)
-        self.agents_seen.append(self.config.agent_id)
-
-    def restore(self) -> list[str]:
-        """Put the agent back and delete every doc of this run's namespace. Returns problems."""
-        problems: list[str] = []
-        try:
-            self.client.patch_agent_kb(self.config.agent_id, self.snapshot)
-        except Exception as exc:  # report, go on cleaning
-            problems.append(f"restore of the agent's knowledge base failed: {exc}")
-        folders = [
-            d
-            for d in self.client.list_documents(search=self.namespace)
-            if d.get("type") == "folder"
-        ]
-        docs = [
-            d for d in self.docs_named(self.namespace) if d["id"] not in {f["id"] for f in folders}
-        ]
-        # then this run's folder: what is inside first (.kb-sync: the stored runs and leases,
-        # then .kb-sync itself), the folder last
-        for f in folders:
-            docs += self._inside(str(f["id"])) + [{"id": f["id"], "name": f.get("name")}]
-        seen: set[str] = set()
-        for d in docs:
-            if str(d["id"]) in seen:  # a doc of the namespace is also a child of its folder
-                continue
-            seen.add(str(d["id"]))
-            try:
-                self.client.delete_document(str(d["id"]), force=False)
-            except Exception as exc:
-                problems.append(f"could not delete {d['name']} [{d['id']}]: {exc}")
-        return problems
-
-    def _inside(self, folder_id: str, depth: int = 0) -> list[dict[str, Any]]:
-        """Everything under a folder, the deepest first (bounded: kb-sync nests two levels)."""
-        out: list[dict[str, Any]] = []
-        for c in self.client.list_documents(parent_folder_id=folder_id):
-            if c.get("type") == "folder" and depth < 3:
-                out += self._inside(str(c["id"]), depth + 1)
-            out.append({"id": c["id"], "name": c.get("name")})
-        return out
-
-    def stop(self) -> None:
-        problems = self.restore()
-        if problems:
-            raise RuntimeError("staging cleanup: " + "; ".join(problems))
-
-    def begin_scenario(self) -> None:
-        self.restore()
-
-    def new_agent(self, name: str = "Support agent") -> str:
-        return self.config.agent_id
-
-    def _wait_index(self, doc_id: str, timeout: float = 300.0) -> str:
-        deadline = time.time() + timeout
-        pause = 0.3
-        while True:
-            status = str(self.client.compute_index(doc_id, DEFAULT_MODEL).get("status"))
-            if status not in ("new", "created", "processing") or time.time() > deadline:
-                return status
-            time.sleep(pause)
-            pause = min(pause * 1.5, 5.0)
-
-    def seed_document(
-        self,
-        name: str,
-        text: str,
-        agent_id: str | None,
-        usage_mode: str = "auto",
-        content_format: str = "markdown",
-    ) -> str:
-        folder = None
-        if parse(name, self.namespace) is not None:  # as an earlier kb-sync run left it
-            folder = ensure_layout(self.client, Layout(self.namespace, None)).folder_id
-        if not name.startswith(self.namespace):  # unmanaged seeds still carry our namespace
-            name = f"{self.namespace} {name}"
-        doc_id = str(self.client.create_text(name, text, parent_folder_id=folder)["id"])
-        if usage_mode == "auto":
-            self._wait_index(doc_id)
-        if agent_id:
-            kb = self.kb(agent_id) + [
-                {"type": "text", "name": name, "id": doc_id, "usage_mode": usage_mode}
-            ]
-            self.client.patch_agent_kb(agent_id, kb)
-        return doc_id
-
-    def edit_in_ui(self, doc_id: str, text: str) -> None:
-        self.client.request("PATCH", f"/v1/convai/knowledge-base/{doc_id}", body={"content": text})
-        self._wait_index(doc_id)
-
-    def kb(self, agent_id: str) -> list[dict[str, Any]]:
-        return entries_json(AgentView.from_json(self.client.get_agent(agent_id)).entries)
-
-    def doc(self, doc_id: str) -> dict[str, Any] | None:
-        from sync.errors import NotFound
-
-        try:
-            meta = self.client.get_document(doc_id)
-            text = self.client.get_content(doc_id)
-        except NotFound:
-            return None
-        updated = (meta.get("metadata") or {}).get("last_updated_at_unix_secs")
-        return {"id": doc_id, "name": meta.get("name"), "text": text, "updated_at": updated}
-
-    def index_status(self, doc_id: str) -> str | None:
-        data = self.client.request("GET", f"/v1/convai/knowledge-base/{doc_id}/rag-index")
-        for idx in data.get("indexes") or []:
-            if idx.get("model") == DEFAULT_MODEL:
-                return str(idx.get("status"))
-        return None
-
-    def docs_named(self, prefix: str) -> list[dict[str, Any]]:
-        return [
-            {"id": d["id"], "name": d.get("name"), "text": None}
-            for d in self.client.list_documents(search=prefix)
-        ]
-
-    def env(self, agent_id: str) -> dict[str, str]:
-        env = super().env(agent_id)
-        env["RAG_INDEXING_TIMEOUT"] = "300"
-        return env
-
-    def run(self, argv: list[str], env: dict[str, str], record_dir: Path, cwd: Path) -> RunResult:
-        exchanges: list[dict[str, Any]] = []
-        t0 = time.perf_counter()
-        res = run_cli(
-            argv, {**env, "KB_SYNC_RECORD_DIR": str(record_dir)}, on_exchange=exchanges.append
-        )
-        calls = [call_from_exchange(x) for x in exchanges]
-        return self._collect(
-            RunResult(
-                argv, res.code, res.stdout, res.stderr, calls, time.perf_counter() - t0, record_dir
-            )
-        )
-
-
 def make_target(name: str, reports: Path, key: str) -> Target:
     if name == "emulator":
         return EmulatorTarget(reports, key)
     if name == "http":
         return HttpTarget(reports, key)
     if name == "staging":
+        from steps.staging import StagingTarget
+
         return StagingTarget(reports, check_staging_guard(os.environ))
     raise ValueError(f"unknown target {name!r}")

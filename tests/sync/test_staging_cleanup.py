@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from steps.target import StagingConfig, StagingTarget
+from steps.staging import StagingTarget
+from steps.target import StagingConfig
 from sync.clock import FakeClock
 from sync.emulator import Backend, emulate
 from sync.testing import run_cli
