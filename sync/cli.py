@@ -171,6 +171,7 @@ def _dispatch(
                 record_path=args.record,
                 run_id=args.to,
                 dry_run=args.dry_run,
+                allow_mass_delete=args.allow_mass_delete,
                 as_json=args.json,
                 options=_options(args, settings.index_timeout),
             )

@@ -257,8 +257,9 @@ def load(client: Client, run: StoredRun, state: str = "done") -> dict[str, Any]:
 def incomplete_line(run: StoredRun) -> str:
     return (
         f"stored run {run.run_id} ({run.kind}, {run.when}) is incomplete: it stopped around "
-        "its PATCH, so whether it changed the agent is unknown; check `kb-sync status`, then "
-        "pick a complete run with kb-sync rollback --to ID (kb-sync history lists them)"
+        "its PATCH, so whether it changed the agent is unknown and it cannot be undone; check "
+        "`kb-sync status`, then push the folder again (it converges on the folder's content) "
+        "or undo an earlier complete run with kb-sync rollback --to ID (kb-sync history)"
     )
 
 
@@ -272,7 +273,7 @@ class HistoryWriter:
         meta_id: str,
         record: RunRecord,
         command: str,
-        keep: int = 10,
+        keep: int | None = 10,
         known: Sequence[RemoteDoc] | None = None,
     ) -> None:
         self.client, self.meta_id, self.record = client, meta_id, record
@@ -287,7 +288,8 @@ class HistoryWriter:
     def complete(self) -> None:
         self._store("done")
         event("history.stored", run=self.record.run_id, parts=len(self.parts))
-        self.prune()
+        if self.keep is not None:  # None: a rollback, run with another machine's settings
+            self.prune()
 
     def _store(self, state: str) -> None:
         r = self.record
@@ -319,7 +321,7 @@ class HistoryWriter:
             runs = group(self.known, agent)
         old = [r for r in runs if r.run_id != self.record.run_id]
         total = len(old) + 1
-        drop = old[: max(0, total - self.keep)]
+        drop = old[: max(0, total - (self.keep or total))]
         for run in drop:
             for p in run.parts:
                 self._delete(p.doc_id)

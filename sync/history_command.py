@@ -14,7 +14,7 @@ from .client import Client
 from .config import Settings
 from .errors import InputError, SyncError
 from .history import StoredRun, find_meta, list_runs, load
-from .remote import read_documents
+from .remote import read_agent, read_documents
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,16 @@ def where_lines(report: dict[str, Any]) -> list[str]:
         return [
             f"Folder: {f.get('name')} ({f.get('error') or 'not created yet: no run has written'})"
         ]
-    lines = [f"Folder: {f['name']} [{f['id']}], metadata in .kb-sync [{f.get('meta_id')}]"]
+    meta = f"[{f['meta_id']}]" if f.get("meta_id") else "(none yet)"
+    lines = [f"Folder: {f['name']} [{f['id']}], metadata in .kb-sync {meta}"]
     n = (h or {}).get("newest")
     if not h or n is None:
         return [*lines, "History: no stored runs"]
     state = "complete" if n["complete"] else "INCOMPLETE"
     return [
         *lines,
-        f"History: {h['count']} stored runs ({h['complete']} complete); newest {n['time']} "
+        f"History: {h['count']} stored run{'s' if h['count'] != 1 else ''} "
+        f"({h['complete']} complete); newest {n['time']} "
         f"{n['kind']} {n['id']} ({state})",
     ]
 
@@ -62,6 +64,8 @@ def _brief(run: StoredRun) -> dict[str, Any]:
 
 
 def where(client: Client, settings: Settings) -> Where:
+    """Read-only: the folder, ``.kb-sync`` and this agent's stored runs (the caller has read
+    the agent: a wrong agent id is its own line)."""
     _, layout = read_documents(client, settings)
     meta_id = find_meta(client, layout.folder_id)
     runs = list_runs(client, meta_id, settings.agent_id) if meta_id else []
@@ -75,12 +79,14 @@ def _row(client: Client, run: StoredRun) -> dict[str, Any]:
         data = load(client, run, state) if run.parts_in(state) else {}
     except (InputError, SyncError) as exc:
         data = {"summary": f"unreadable: {exc}"}
+        row["complete"] = False  # rollback refuses it: never shown as usable
     row["host"], row["command"] = data.get("host"), data.get("command")
     row["summary"] = data.get("summary")
     return row
 
 
 def history_command(client: Client, settings: Settings, out: TextIO, as_json: bool) -> int:
+    read_agent(client, settings)  # a wrong agent id: the 404 line, not "no history"
     w = where(client, settings)
     rows = [_row(client, r) for r in reversed(w.runs)]
     if as_json:
@@ -91,13 +97,15 @@ def history_command(client: Client, settings: Settings, out: TextIO, as_json: bo
         out.write(line + "\n")
     for r in rows:
         state = "complete" if r["complete"] else "INCOMPLETE"
+        state = "UNREADABLE" if str(r["summary"] or "").startswith("unreadable") else state
         out.write(
             f"  {r['time']}  {r['kind']:8s} {r['id']}  {state:10s}  host {r['host'] or '?'}  "
             f"{r['summary'] or ''}\n"
         )
     if w.runs:
         out.write(
-            f"Keeping the newest {settings.history_keep} (KB_SYNC_HISTORY). Undo the newest: "
-            "kb-sync rollback; another: kb-sync rollback --to ID\n"
+            "Each push keeps the newest KB_SYNC_HISTORY runs (its own setting: here "
+            f"{settings.history_keep}). Undo the newest: kb-sync rollback; another: "
+            "kb-sync rollback --to ID\n"
         )
     return 0

@@ -157,6 +157,12 @@ def _rollback(sp: argparse.ArgumentParser) -> None:
         help="undo the run of a local record file (reports/runs/...) instead of a stored run",
     )
     sp.add_argument("--dry-run", action="store_true", help="print the rollback plan only")
+    sp.add_argument(
+        "--allow-mass-delete",
+        action="store_true",
+        help="allow a rollback that removes more than half of the agent's managed entries "
+        "(undoing a first push removes them all)",
+    )
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.add_argument(
         "--index-wait",

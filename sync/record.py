@@ -115,29 +115,3 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "kb_before" not in data or "agent_id" not in data:
         raise InputError(f"{p}: not a kb-sync run record; pass a file from reports/runs/")
     return data
-
-
-def latest(agent_id: str, directory: Path) -> Path:
-    candidates: list[tuple[Path, dict[str, Any]]] = []
-    found = list(directory.glob("*-push-*.json")) if directory.is_dir() else []
-    for p in sorted(found, key=lambda f: (f.stat().st_mtime_ns, f.name)):
-        try:
-            data = json.loads(p.read_text("utf-8"))
-        except (OSError, ValueError):
-            continue
-        if data.get("agent_id") == agent_id and (
-            data.get("patched") or data.get("status") == "patching"
-        ):
-            candidates.append((p, data))
-    if not candidates:
-        raise InputError(
-            f"{directory}: holds no applied push for agent {agent_id}; pass --record FILE"
-        )
-    path, data = candidates[-1]
-    if data.get("status") == "patching":
-        raise InputError(
-            f"{path}: the latest push is not complete (it stopped around its PATCH, so whether "
-            "it changed the agent is unknown); check `kb-sync status`, then pass --record "
-            "with the record to undo"
-        )
-    return path

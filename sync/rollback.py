@@ -12,24 +12,23 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
-from . import history
 from .apply import Applier, Options
 from .client import Client
 from .clock import Clock
 from .config import Settings
 from .domain import KbEntry, Ownership, entries_from, entries_json
-from .errors import ConfigError, ExitCode, InputError, NotFound, SyncError
-from .history import HistoryWriter, incomplete_line
-from .history_command import where
+from .errors import ExitCode, GuardRefused, NotFound, SyncError
+from .guards import refuses_mass_delete
+from .history import HistoryWriter
 from .lease import writing
 from .log import event
 from .plan import Item, Ref
-from .record import RunRecord, latest, load
+from .record import RunRecord
 from .remote import read_agent, read_documents
 from .results import DocResult
+from .rollback_source import load_run
 
 
 @dataclass
@@ -46,14 +45,29 @@ class RollbackPlan:
     saved: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     # deleted docs an earlier rollback of this record already recreated: old id -> that copy
     reuse: Mapping[str, str] = field(default_factory=dict)
+    # managed entries attached now that the restored list leaves out and the run did not create
+    # (a later run's, or one pushed from another folder): deleted after the PATCH, like those
+    # the run created, their content saved first; never left detached in the workspace
+    detach: list[KbEntry] = field(default_factory=list)
+    # the agent's entries now differ from the ones the run left (kb_after): someone or
+    # something changed it since (a later run, another folder, a person)
+    changed_since: bool = False
 
     def summary(self) -> str:
         fresh = len(self.recreate) - len(self.reuse)
         parts = [f"{fresh} to recreate"] + ([f"{len(self.reuse)} to reuse"] if self.reuse else [])
+        more = f", detach and delete {len(self.detach)} attached since" if self.detach else ""
         return (
             f"Rollback: restore {len(self.before)} entries ({', '.join(parts)}), "
-            f"delete {len(self.created)} created by run {self.run_id}"
+            f"delete {len(self.created)} created by run {self.run_id}{more}"
         )
+
+    def removing(self) -> tuple[int, int]:
+        """(managed entries the agent loses, managed entries it has now): the mass-delete
+        rule's numbers."""
+        now = sum(1 for e in self.current if self.ownership.owns(e))
+        kept = sum(1 for e in self.before if self.ownership.owns(e))
+        return max(0, now - kept), now
 
     def steps(self) -> dict[str, Any]:
         def refs(es: Iterable[KbEntry]) -> list[dict[str, Any]]:
@@ -62,11 +76,13 @@ class RollbackPlan:
         return {
             "record": self.path,
             "restore": refs(self.before),
-            "recreate": refs(self.recreate),
+            "recreate": refs(e for e in self.recreate if e.id not in self.reuse),
             "keep_unmanaged_added_since": refs(self.extra),
             "unmanaged_removed_since_stay_removed": refs(self.removed_since),
             "delete_created": list(self.created),
+            "detach_and_delete": refs(self.detach),
             "reuse": dict(self.reuse),
+            "agent_changed_since_the_run": self.changed_since,
         }
 
     def render(self) -> str:
@@ -78,6 +94,12 @@ class RollbackPlan:
             for e in self.recreate
         ]
         lines += [f"  - delete {i}" for i in self.created]
+        lines += [f"  - detach and delete {e.name} ({e.id}, attached since)" for e in self.detach]
+        if self.changed_since:
+            lines.append(
+                f"  note: the agent changed since run {self.run_id} (a later run, a person, or a "
+                "push with another --folder / KB_SYNC_FOLDER); kb-sync history shows the runs"
+            )
         return "\n".join(lines)
 
     def desired(self, new_id: Mapping[str, str]) -> list[KbEntry]:
@@ -125,10 +147,12 @@ def plan_rollback(
         names = ", ".join(e.name for e in missing)
         raise SyncError(
             f"{path}: cannot restore {names}: deleted and not saved in the record; nothing "
-            "was changed"
+            "was changed; undo another run with --to ID (kb-sync history), or push the folder"
         )
     before_ids = {e.id for e in before}
     current_ids = {e.id for e in current}
+    created = {str(c["id"]): str(c.get("name")) for c in rec.get("created") or []}
+    after = rec.get("kb_after")
     return RollbackPlan(
         path=path,
         run_id=str(rec.get("run_id")),
@@ -138,50 +162,19 @@ def plan_rollback(
         recreate=gone,
         extra=[e for e in current if e.id not in before_ids and not own.owns(e)],
         removed_since=[e for e in before if not own.owns(e) and e.id not in current_ids],
-        created={str(c["id"]): str(c.get("name")) for c in rec.get("created") or []},
+        created=created,
         saved=saved,
         reuse=dict(reuse or {}),
+        detach=[  # reused copies go back in (under before's entries): not detached
+            e
+            for e in current
+            if own.owns(e)
+            and e.id not in before_ids | set((reuse or {}).values())
+            and e.id not in created
+        ],
+        changed_since=after is not None
+        and [str(e.get("id")) for e in after] != [e.id for e in current],
     )
-
-
-def _load_file(settings: Settings, record_path: str | None) -> tuple[str, dict[str, Any]]:
-    path = (
-        Path(record_path) if record_path else latest(settings.agent_id, Path(settings.record_dir))
-    )
-    rec = load(path)
-    if rec["agent_id"] != settings.agent_id:
-        raise ConfigError(
-            f"{path}: is a record for agent {rec['agent_id']}, not ELEVENLABS_AGENT_ID="
-            f"{settings.agent_id}; pass the right --record or agent id"
-        )
-    return str(path), rec
-
-
-def _load(
-    settings: Settings, client: Client, record_path: str | None, run_id: str | None
-) -> tuple[str, dict[str, Any]]:
-    """The run to undo: ``--record FILE``; else the stored run ``--to ID``, or the newest
-    stored run (which must be complete); with no stored run at all, the newest local record."""
-    if record_path:
-        return _load_file(settings, record_path)
-    runs = where(client, settings).runs
-    if run_id is not None:
-        run = next((r for r in runs if r.run_id == run_id), None)
-        if run is None:
-            raise InputError(
-                f"--to {run_id}: no stored run of that id for agent {settings.agent_id} in "
-                f"{settings.folder}/.kb-sync; pass an id kb-sync history lists"
-            )
-    elif runs:
-        run = runs[-1]
-    else:
-        event("rollback.no_history", folder=settings.folder, note="using the local records")
-        return _load_file(settings, None)
-    if not run.complete:
-        raise InputError(incomplete_line(run))
-    rec = history.load(client, run)
-    event("rollback.source", run=run.run_id, kind=run.kind, time=run.when, host=rec.get("host"))
-    return f"stored run {run.run_id} ({run.kind}, {run.when})", rec
 
 
 def _existing(client: Client, entries: Iterable[KbEntry], own: Ownership) -> set[str]:
@@ -236,16 +229,28 @@ def rollback_command(
     dry_run: bool = False,
     as_json: bool = False,
     options: Options | None = None,
+    allow_mass_delete: bool = False,
 ) -> int:
-    path, rec = _load(settings, client, record_path, run_id)
+    path, rec = load_run(settings, client, record_path, run_id)
     if dry_run:
         _plan(settings, client, out, path, rec, dry_run=True, as_json=as_json)
         return ExitCode.OK
+    # read-only first: a refusal, or nothing to do, writes nothing (no lease, no record)
+    first = _plan(settings, client, out, path, rec, dry_run=False, as_json=as_json, quiet=True)
+    _guard(first, allow_mass_delete)
+    if _nothing_to_do(client, first):
+        out.write("Nothing to roll back: the agent already holds what that run started from.\n")
+        event("rollback.nothing_to_do", record=path)
+        return ExitCode.OK
+    probe = RunRecord("rollback", settings.agent_id, settings.namespace, settings.base_url)
+    probe.directory = settings.record_dir
+    probe.check_writable()
     opts = options or Options()
     _, found = read_documents(client, settings)
     layout, leases = writing(client, clock, found, settings.agent_id, opts.index_wait)
     with leases.held(uuid.uuid4().hex[:12], "rollback"):
         plan = _plan(settings, client, out, path, rec, dry_run=False, as_json=as_json)
+        _guard(plan, allow_mass_delete)
         record = RunRecord(
             directory=settings.record_dir,
             kind="rollback",
@@ -263,8 +268,7 @@ def rollback_command(
             layout.meta_id,
             record,
             "rollback",
-            settings.history_keep,
-            known=tuple(leases.listed),
+            None,  # never pruned here: this machine's KB_SYNC_HISTORY is not the cron's
         )
         return _execute(plan, applier, client, record, out, as_json, settings)
 
@@ -278,8 +282,9 @@ def _plan(
     *,
     dry_run: bool,
     as_json: bool,
+    quiet: bool = False,
 ) -> RollbackPlan:
-    """Read the agent and the record's documents now, plan (pure), print."""
+    """Read the agent and the record's documents now, plan (pure), print (unless quiet)."""
     current = read_agent(client, settings).entries
     own = record_ownership(rec, settings.namespace, settings.legacy_namespace)
     existing = _existing(client, entries_from(rec["kb_before"]), own)
@@ -289,6 +294,8 @@ def _plan(
     plan = plan_rollback(
         rec, str(path), current, existing, settings.namespace, reuse, settings.legacy_namespace
     )
+    if quiet:
+        return plan
     _print(out, plan, dry_run, as_json)
     event(
         "rollback.plan",
@@ -300,6 +307,31 @@ def _plan(
         dry_run=dry_run,
     )
     return plan
+
+
+def _guard(plan: RollbackPlan, allow: bool) -> None:
+    removing, managed = plan.removing()
+    if refuses_mass_delete(removing, managed, allow=allow):
+        raise GuardRefused(
+            f"the rollback would remove {removing} of the agent's {managed} managed entries "
+            f"(undoing run {plan.run_id} restores {managed - removing}); nothing was changed; "
+            "check with --dry-run, then pass --allow-mass-delete"
+        )
+
+
+def _nothing_to_do(client: Client, plan: RollbackPlan) -> bool:
+    """The agent already holds what the run started from, and nothing it created is left."""
+    fresh = [e for e in plan.recreate if e.id not in plan.reuse]
+    desired = [e.id for e in plan.desired(plan.reuse)]  # reused copies in their places
+    if fresh or plan.detach or desired != [e.id for e in plan.current]:
+        return False
+    for doc_id in plan.created:
+        try:
+            client.get_document(doc_id)
+            return False
+        except NotFound:
+            continue
+    return True
 
 
 def _recreate(plan: RollbackPlan, applier: Applier, client: Client) -> dict[str, str]:
@@ -353,13 +385,9 @@ def _execute(
     )
     keep_ids = {e.id for e in after}
     # their content is saved in this run's record first: a rollback can be rolled back
-    record.deletions = applier.delete_superseded(
-        [
-            Ref(i, name, f"created by run {plan.run_id}")
-            for i, name in plan.created.items()
-            if i not in keep_ids
-        ]
-    )
+    refs = [Ref(i, n, f"created by run {plan.run_id}") for i, n in plan.created.items()]
+    refs += [Ref(e.id, e.name, f"attached since run {plan.run_id}") for e in plan.detach]
+    record.deletions = applier.delete_superseded([r for r in refs if r.id not in keep_ids])
     record.status = "done"
     record.exit_code = 0
     record.write()

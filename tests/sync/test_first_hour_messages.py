@@ -263,9 +263,15 @@ def test_rollback_dry_run_says_so_and_a_second_rollback_reuses(
     first = run(env, "rollback")
     assert first.returncode == 0, first.stderr
     assert "Dry run" not in first.stdout
-    # the same push undone again (--to its stored run): the copies are reused, not uploaded
-    again = run(env, "rollback", "--to", run_id)
+    # the same push undone again (--to its stored run): the copies are reused, not uploaded,
+    # and since the agent already holds them, there is nothing to do and nothing is written
+    again = run(env, "rollback", "--to", run_id, "--dry-run")
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[0] == (
         f"Rollback: restore 2 entries (0 to recreate, 2 to reuse), delete 2 created by run {run_id}"
     )
+    before = len(writes(loopback))
+    redo = run(env, "rollback", "--to", run_id)
+    assert redo.returncode == 0, redo.stderr
+    assert redo.stdout.startswith("Nothing to roll back")
+    assert len(writes(loopback)) == before

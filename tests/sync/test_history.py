@@ -68,7 +68,7 @@ def test_a_push_stores_one_complete_run_that_history_status_and_verify_report(ki
     assert st["history"]["count"] == 1 and st["history"]["newest"]["id"] == rid
     assert f"newest {data['runs'][0]['time']} push {rid} (complete)" in kit.kb("status").stdout
     ver = kit.kb("verify", "--dir", str(kit.dir))
-    assert ver.code == 0 and "History: 1 stored runs (1 complete)" in ver.stdout
+    assert ver.code == 0 and "History: 1 stored run (1 complete)" in ver.stdout
 
 
 def test_the_intent_is_stored_before_the_patch_and_done_before_the_first_delete(
@@ -176,8 +176,11 @@ def test_a_crash_at_the_patch_leaves_an_incomplete_run_that_rollback_refuses(
     assert [e["id"] for e in kit.backend.agent_kb(kit.agent_id)] == on_now
     # the incomplete one by name is refused too; a complete one is undone
     assert kit.kb("rollback", "--to", listed[0]["id"]).code == 5
-    assert kit.kb("rollback", "--to", run_id_of(first.stdout)).code == 0
-    assert kit.managed_kb() == []  # back to before the first push
+    # back to before the first push: every managed entry goes, so the guard asks first
+    to_first = ("rollback", "--to", run_id_of(first.stdout))
+    assert kit.kb(*to_first).code == 4
+    assert kit.kb(*to_first, "--allow-mass-delete").code == 0
+    assert kit.managed_kb() == [] and kit.managed_docs() == {}
 
 
 def test_when_the_run_cannot_be_stored_after_the_patch_nothing_is_deleted(kit: Kit) -> None:
@@ -208,14 +211,24 @@ def test_unknown_or_unreadable_stored_runs_are_one_line(kit: Kit) -> None:
     assert r.code == 5 and "is not readable" in r.stderr and r.stderr.count("\n") == 1
 
 
-def test_without_any_stored_run_rollback_uses_the_local_record(kit: Kit) -> None:
+def test_without_any_stored_run_rollback_names_the_folder_and_local_records_need_record(
+    kit: Kit,
+) -> None:
     kit.write("a.md", para("v1"))
-    assert kit.push().code == 0
+    pushed = kit.push()
+    assert pushed.code == 0
     for d in [d for d in kit.backend.docs.values() if d.name.startswith("run:")]:
         del kit.backend.docs[d.id]  # as an earlier version left it: no history in ElevenLabs
     r = kit.kb("rollback")
+    assert r.code == 5 and r.stderr.count("\n") == 1, r.stderr
+    assert "kb-sync/.kb-sync holds no stored run" in r.stderr and "--record FILE" in r.stderr
+    typo = kit.kb("rollback", "--folder", "kb-synk")
+    assert typo.code == 5 and "kb-synk/.kb-sync does not exist" in typo.stderr
+    record = re.search(r"Record: (\S+)", pushed.stdout)
+    assert record, pushed.stdout
+    r = kit.kb("rollback", "--record", record[1], "--allow-mass-delete")
     assert r.code == 0, r.stderr
-    assert "rollback.no_history" in r.stderr and kit.managed_kb() == []
+    assert kit.managed_kb() == []
 
 
 def test_folder_option_names_the_folder_for_push_history_and_rollback(kit: Kit) -> None:
@@ -227,7 +240,7 @@ def test_folder_option_names_the_folder_for_push_history_and_rollback(kit: Kit) 
     assert json.loads(kit.kb("history", "--json").stdout)["history"]["count"] == 0
     listed = json.loads(kit.kb("history", "--json", "--folder", "Quarterly reports").stdout)
     assert listed["history"]["count"] == 1
-    assert kit.kb("rollback", "--folder", "Quarterly reports").code == 0
+    assert kit.kb("rollback", "--folder", "Quarterly reports", "--allow-mass-delete").code == 0
     assert kit.managed_kb() == []
     bad = kit.kb("status", "--folder", "a/b")
     assert bad.code == 5 and "KB_SYNC_FOLDER='a/b' (or --folder) is not a folder name" in bad.stderr
@@ -245,3 +258,71 @@ def test_parts_fit_the_limit_and_read_back_exactly(limit: int) -> None:
         history.decode_part(f"<p>{p}</p>", "abc123def456", i) for i, p in enumerate(parts, 1)
     )
     assert json.loads(text) == data
+
+
+def test_rolling_back_an_older_run_deletes_what_later_runs_attached(kit: Kit) -> None:
+    """Undo run 2 of 3: the agent gets run 2's starting point; run 3's document is detached
+    by the PATCH and must not stay behind in the workspace (its content is saved first)."""
+    ids = []
+    for v in ("v1", "v2", "v3"):
+        kit.write("a.md", "# A\n\n" + para(v))
+        r = kit.push()
+        assert r.code == 0, r.stderr
+        ids.append(run_id_of(r.stdout))
+    v3 = kit.managed_kb()[0]["id"]
+    dry = kit.kb("rollback", "--to", ids[1], "--dry-run")
+    assert "detach and delete 1 attached since" in dry.stdout, dry.stdout
+    assert "note: the agent changed since run" in dry.stdout
+    r = kit.kb("rollback", "--to", ids[1])
+    assert r.code == 0, r.stderr
+    assert v3 not in kit.backend.docs
+    assert len(kit.managed_docs()) == 1 and kit.managed_kb()[0]["id"] in kit.managed_docs()
+    again = kit.kb("rollback")  # and that rollback can be undone: v3 comes back
+    assert again.code == 0, again.stderr
+    assert kit.backend.docs[kit.managed_kb()[0]["id"]].text == "# A\n\n" + para("v3")
+
+
+def test_a_rollback_never_prunes_with_this_machines_setting(kit: Kit) -> None:
+    kit.env["KB_SYNC_HISTORY"] = "3"
+    for v in ("v1", "v2", "v3"):
+        kit.write("a.md", para(v))
+        assert kit.push().code == 0
+    laptop = kit.env | {"KB_SYNC_HISTORY": "1"}
+    r = kit.kb("rollback", env=laptop)
+    assert r.code == 0, r.stderr
+    assert "history.pruned" not in r.stderr
+    assert len(runs(kit)) == 4  # the cron's three and the rollback: the next push prunes
+
+
+def test_history_and_rollback_name_a_wrong_agent(kit: Kit) -> None:
+    wrong = kit.env | {"ELEVENLABS_AGENT_ID": "agent_" + "x" * 28}
+    for argv in (("history",), ("rollback", "--dry-run")):
+        r = kit.kb(*argv, env=wrong)
+        assert r.code == 5 and r.stderr.count("\n") == 1, r.stderr
+        assert "no such agent in this workspace (404)" in r.stderr
+
+
+def test_a_rollback_with_nothing_to_undo_writes_nothing(kit: Kit) -> None:
+    kit.write("a.md", para("v1"))
+    assert kit.push().code == 0
+    kit.write("a.md", para("v2"))
+    assert kit.push().code == 0
+    assert kit.kb("rollback").code == 0  # v1 again
+    kit.backend.clear_calls()
+    r = kit.kb("rollback", "--to", json.loads(kit.kb("history", "--json").stdout)["runs"][1]["id"])
+    assert r.code == 0, r.stderr
+    assert "Nothing to roll back" in r.stdout
+    assert [c for c in kit.backend.calls if c.method != "GET"] == []
+
+
+def test_a_rollback_checks_the_record_dir_before_any_write(kit: Kit, tmp_path: Path) -> None:
+    kit.write("a.md", para("v1"))
+    assert kit.push().code == 0
+    kit.write("a.md", para("v2"))
+    assert kit.push().code == 0
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    kit.backend.clear_calls()
+    r = kit.kb("rollback", env=kit.env | {"KB_SYNC_RECORD_DIR": str(blocker / "runs")})
+    assert r.code == 5 and "KB_SYNC_RECORD_DIR=" in r.stderr, r.stderr
+    assert [c for c in kit.backend.calls if c.method != "GET"] == []
