@@ -156,7 +156,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         )
     record_dir = env.get("KB_SYNC_RECORD_DIR", "").strip() or "reports/runs"
     folder = env.get("KB_SYNC_FOLDER", "").strip() or ns
-    if "/" in folder or len(folder) > 100 or not folder.isprintable():
+    if "/" in folder or len(folder) > 100 or not folder.isprintable() or folder == ".kb-sync":
         raise ConfigError(
             f"KB_SYNC_FOLDER={folder!r} (or --folder) is not a folder name; use up to 100 "
             "printable characters without '/' (default: the namespace)"

@@ -7,13 +7,16 @@ time, host, command, summary, id and whether each is complete.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .client import Client
 from .config import Settings
+from .domain import RemoteDoc
 from .errors import InputError, SyncError
-from .history import StoredRun, find_meta, list_runs, load
+from .history import StoredRun, find_meta, group, load
+from .lease import Lease, lease_prefix
 from .remote import read_agent, read_documents
 
 
@@ -25,6 +28,7 @@ class Where:
     folder_id: str | None
     meta_id: str | None
     runs: tuple[StoredRun, ...]
+    leases: tuple[Lease, ...] = ()  # held now, or left by a crashed run
 
     def to_dict(self) -> dict[str, Any]:
         newest = self.runs[-1] if self.runs else None
@@ -35,11 +39,16 @@ class Where:
                 "complete": sum(1 for r in self.runs if r.complete),
                 "newest": _brief(newest) if newest else None,
             },
+            "leases": [
+                {"id": x.id, "run": x.run_id, "holder": x.holder, "taken": _utc(x.created)}
+                | {"ttl_seconds": x.ttl}
+                for x in self.leases
+            ],
         }
 
 
 def where_lines(report: dict[str, Any]) -> list[str]:
-    """``status``, ``verify`` and ``history``: the folder and the history in two lines."""
+    """``status``, ``verify`` and ``history``: the folder, the history, any lease."""
     f, h = report.get("folder") or {}, report.get("history")
     if not f.get("id"):
         return [
@@ -49,14 +58,22 @@ def where_lines(report: dict[str, Any]) -> list[str]:
     lines = [f"Folder: {f['name']} [{f['id']}], metadata in .kb-sync {meta}"]
     n = (h or {}).get("newest")
     if not h or n is None:
-        return [*lines, "History: no stored runs"]
-    state = "complete" if n["complete"] else "INCOMPLETE"
-    return [
-        *lines,
-        f"History: {h['count']} stored run{'s' if h['count'] != 1 else ''} "
-        f"({h['complete']} complete); newest {n['time']} "
-        f"{n['kind']} {n['id']} ({state})",
+        lines.append("History: no stored runs")
+    else:
+        state = "complete" if n["complete"] else "INCOMPLETE"
+        lines.append(
+            f"History: {h['count']} stored run{'s' if h['count'] != 1 else ''} "
+            f"({h['complete']} complete); newest {n['time']} {n['kind']} {n['id']} ({state})"
+        )
+    return lines + [
+        f"Lease: {x['id']} held by {x['holder']} since {x['taken']} (TTL {x['ttl_seconds']} s): "
+        f"a run is writing, or it crashed: then it expires, or kb-sync unlock {x['id']}"
+        for x in report.get("leases") or []
     ]
+
+
+def _utc(unix: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(unix))
 
 
 def _brief(run: StoredRun) -> dict[str, Any]:
@@ -68,8 +85,11 @@ def where(client: Client, settings: Settings) -> Where:
     the agent: a wrong agent id is its own line)."""
     _, layout = read_documents(client, settings)
     meta_id = find_meta(client, layout.folder_id)
-    runs = list_runs(client, meta_id, settings.agent_id) if meta_id else []
-    return Where(settings.folder, layout.folder_id, meta_id, tuple(runs))
+    raw = list(client.list_documents(parent_folder_id=meta_id)) if meta_id else []
+    prefix = lease_prefix(settings.agent_id)
+    leases = [x for x in (Lease.parse(d, prefix) for d in raw) if x is not None]
+    runs = group((RemoteDoc.from_json(d) for d in raw), settings.agent_id)
+    return Where(settings.folder, layout.folder_id, meta_id, tuple(runs), tuple(leases))
 
 
 def _row(client: Client, run: StoredRun) -> dict[str, Any]:

@@ -203,10 +203,11 @@ def _apply_push(
     # a write is coming: our folder, the lease (exclusion across machines), then a fresh plan
     opts = args.options or Options()
     layout, leases = writing(client, clock, snap.layout, settings.agent_id, opts.index_wait)
-    with leases.held(uuid.uuid4().hex[:12], "push"):
+    run_id = uuid.uuid4().hex[:12]  # the lease's and the record's: one id for the run
+    with leases.held(run_id, "push"):
         plan, local, snap = run_plan(settings, client, args, out, local)
         layout = replace(layout, stored=tuple(leases.listed))
-        return _apply_planned(settings, client, clock, args, out, plan, local, snap, layout)
+        return _apply_planned(settings, client, clock, args, out, plan, local, snap, layout, run_id)
 
 
 def _nothing_to_do(
@@ -235,11 +236,13 @@ def _apply_planned(
     local: list[LocalDoc],
     snap: Snapshot,
     layout: Layout,
+    run_id: str,
 ) -> int:
     if not plan.has_changes:  # another run did it while we waited for the lease
         return _nothing_to_do(settings, client, args, out, plan, snap)
     mass_delete_guard(plan, args.allow_mass_delete)
     record = _new_record(settings, args, plan, snap)
+    record.run_id = run_id
     event("kb.before", agent=settings.agent_id, count=len(snap.kb), entries=record.kb_before)
     record.write()
     opts = args.options or Options()

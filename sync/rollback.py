@@ -248,10 +248,12 @@ def rollback_command(
     opts = options or Options()
     _, found = read_documents(client, settings)
     layout, leases = writing(client, clock, found, settings.agent_id, opts.index_wait)
-    with leases.held(uuid.uuid4().hex[:12], "rollback"):
+    run_id = uuid.uuid4().hex[:12]  # the lease's and the record's
+    with leases.held(run_id, "rollback"):
         plan = _plan(settings, client, out, path, rec, dry_run=False, as_json=as_json)
         _guard(plan, allow_mass_delete)
         record = RunRecord(
+            run_id=run_id,
             directory=settings.record_dir,
             kind="rollback",
             agent_id=settings.agent_id,

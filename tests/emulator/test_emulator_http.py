@@ -183,3 +183,23 @@ def test_the_emulator_writes_its_settings_to_an_env_file(tmp_path: Path) -> None
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_client_gone_mid_answer_is_no_traceback_other_errors_still_are(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    server = serve(Backend(api_key=None))
+    try:
+        for exc, shown in ((BrokenPipeError(), False), (ConnectionResetError(), False)):
+            try:
+                raise exc
+            except OSError:
+                server._httpd.handle_error(None, ("127.0.0.1", 1))
+            assert ("Traceback" in capsys.readouterr().err) is shown
+        try:
+            raise ValueError("a bug in a handler")
+        except ValueError:
+            server._httpd.handle_error(None, ("127.0.0.1", 1))
+        assert "ValueError: a bug in a handler" in capsys.readouterr().err
+    finally:
+        server.shutdown()

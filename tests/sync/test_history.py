@@ -326,3 +326,23 @@ def test_a_rollback_checks_the_record_dir_before_any_write(kit: Kit, tmp_path: P
     r = kit.kb("rollback", env=kit.env | {"KB_SYNC_RECORD_DIR": str(blocker / "runs")})
     assert r.code == 5 and "KB_SYNC_RECORD_DIR=" in r.stderr, r.stderr
     assert [c for c in kit.backend.calls if c.method != "GET"] == []
+
+
+def test_one_run_id_for_the_lease_and_the_record_and_status_shows_a_stuck_lease(
+    kit: Kit,
+) -> None:
+    kit.write("a.md", para("v1"))
+    r = kit.push()
+    assert r.code == 0
+    lease = re.search(r"lease\.acquired id=\S+ run=([0-9a-f]+)", r.stderr)
+    assert lease and lease[1] == run_id_of(r.stdout)
+    meta = next(d for d in kit.backend.docs.values() if d.name == ".kb-sync")
+    # what a run killed with SIGKILL leaves: its lease, never released
+    kit.backend.seed_folder(f"lease:{kit.agent_id}:0123456789ab:1020:cron-1:42:push", meta.id)
+    st = kit.kb("status")
+    held = re.search(r"Lease: (\S+) held by host cron-1, pid 42, command push since", st.stdout)
+    assert held, st.stdout
+    assert f"kb-sync unlock {held[1]}" in st.stdout
+    assert json.loads(kit.kb("history", "--json").stdout)["leases"][0]["id"] == held[1]
+    bad = kit.kb("status", "--folder", ".kb-sync")
+    assert bad.code == 5 and "is not a folder name" in bad.stderr
