@@ -29,6 +29,7 @@ class Where:
     meta_id: str | None
     runs: tuple[StoredRun, ...]
     leases: tuple[Lease, ...] = ()  # held now, or left by a crashed run
+    docs: tuple[RemoteDoc, ...] = ()  # the managed-named documents of the workspace
 
     def to_dict(self) -> dict[str, Any]:
         newest = self.runs[-1] if self.runs else None
@@ -83,13 +84,20 @@ def _brief(run: StoredRun) -> dict[str, Any]:
 def where(client: Client, settings: Settings) -> Where:
     """Read-only: the folder, ``.kb-sync`` and this agent's stored runs (the caller has read
     the agent: a wrong agent id is its own line)."""
-    _, layout = read_documents(client, settings)
+    docs, layout = read_documents(client, settings)
     meta_id = find_meta(client, layout.folder_id)
     raw = list(client.list_documents(parent_folder_id=meta_id)) if meta_id else []
     prefix = lease_prefix(settings.agent_id)
     leases = [x for x in (Lease.parse(d, prefix) for d in raw) if x is not None]
     runs = group((RemoteDoc.from_json(d) for d in raw), settings.agent_id)
-    return Where(settings.folder, layout.folder_id, meta_id, tuple(runs), tuple(leases))
+    return Where(
+        settings.folder,
+        layout.folder_id,
+        meta_id,
+        tuple(runs),
+        tuple(leases),
+        tuple(docs.values()),
+    )
 
 
 def _row(client: Client, run: StoredRun) -> dict[str, Any]:

@@ -154,16 +154,19 @@ def audit(client: Client, settings: Settings, folder: str) -> dict[str, Any]:
         "unmanaged": unmanaged,
         "quota": run.quota(),
         "entries": len(kb),
-        **_where(client, settings),
+        **_where(client, settings, {e.id for e in kb}),
     }
 
 
-def _where(client: Client, settings: Settings) -> dict[str, Any]:
-    """The folder and the stored history, reported (not checked)."""
+def _where(client: Client, settings: Settings, attached: set[str]) -> dict[str, Any]:
+    """The folder, the stored history and the managed documents this agent does not use,
+    reported (not checked: another agent may use them; the next push removes ours)."""
     try:
-        return where(client, settings).to_dict()
+        place = where(client, settings)
     except ApiError as exc:
         return {"folder": {"name": settings.folder, "error": str(exc)}, "history": None}
+    loose = [{"id": d.id, "name": d.name} for d in place.docs if d.id not in attached]
+    return place.to_dict() | {"unattached_managed": loose}
 
 
 def verify_command(
@@ -187,6 +190,11 @@ def verify_command(
             out.write(f"info  unmanaged entry kept: {u['name']} [{u['id']}]\n")
         out.writelines(line + "\n" for line in lines)
         out.writelines(f"info  {line}\n" for line in where_lines(report))
+        for d in report.get("unattached_managed") or []:
+            out.write(
+                f"info  managed document attached to no entry of this agent: {d['name']} "
+                f"[{d['id']}] (a stopped run's, or another agent's; the next push removes ours)\n"
+            )
         q = report["quota"]
         out.write(f"info  quota: {q.get('total_used_bytes')} of {q.get('total_max_bytes')} bytes\n")
         n_fail = sum(1 for c in report["checks"] if not c["ok"])

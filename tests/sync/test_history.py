@@ -346,3 +346,16 @@ def test_one_run_id_for_the_lease_and_the_record_and_status_shows_a_stuck_lease(
     assert json.loads(kit.kb("history", "--json").stdout)["leases"][0]["id"] == held[1]
     bad = kit.kb("status", "--folder", ".kb-sync")
     assert bad.code == 5 and "is not a folder name" in bad.stderr
+
+
+def test_verify_names_a_managed_document_no_entry_uses(kit: Kit) -> None:
+    kit.write("a.md", para("v1"))
+    assert kit.push().code == 0
+    loose = kit.backend.seed_document("kb-sync:a.md#0123456789abcdef", para("old"))
+    ver = kit.kb("verify", "--dir", str(kit.dir))
+    assert ver.code == 0, ver.stdout  # reported, not failed: another agent may use it
+    assert f"attached to no entry of this agent: kb-sync:a.md#0123456789abcdef [{loose}]" in (
+        ver.stdout
+    )
+    data = json.loads(kit.kb("verify", "--dir", str(kit.dir), "--json").stdout)
+    assert [d["id"] for d in data["unattached_managed"]] == [loose]
