@@ -123,6 +123,9 @@ def seed_document(backend: Controlled, req: Request) -> Any:
     opts = _options(req.data, DOC_OPTIONS)
     if "name" not in opts or "text" not in opts:
         raise ControlError("name and text are required")
+    for key in ("attach_to", "indexed_models"):
+        if key in opts and not isinstance(opts[key], list):
+            raise ControlError(f'{key} must be a list of ids (e.g. ["agent_..."])')
     doc_id = backend.seed_document(**opts)
     return {"id": doc_id, "name": backend.docs[doc_id].name}
 

@@ -122,6 +122,10 @@ def test_control_errors_are_400(server: EmulatorServer) -> None:
     r = requests.post(f"{server.url}/_emulator/faults", json={"nope": 1}, timeout=5)
     assert r.status_code == 400
     assert requests.get(f"{server.url}/_emulator/nothing", timeout=5).status_code == 404
+    one = {"name": "x", "text": LONG, "attach_to": "agent_x"}  # a string, not a list
+    r = requests.post(f"{server.url}/_emulator/documents", json=one, timeout=5)
+    assert r.status_code == 400
+    assert r.json() == {"error": 'attach_to must be a list of ids (e.g. ["agent_..."])'}
 
 
 def test_python_m_sync_emulator_subprocess() -> None:
