@@ -78,6 +78,11 @@ class Index:
             self.terminal, self.fate = SUCCEEDED, SUCCEED
 
 
+def at_most(terminal: str | None, size: int) -> int:
+    """What an index can use at most, unobserved: a pending one may have failed since."""
+    return size if terminal in (None, SUCCEEDED) else 0
+
+
 def used_bytes(status: str, size: int) -> int:
     """What an index in ``status`` uses of the quota, for a document of ``size`` bytes."""
     return size if status in COUNTED else 0

@@ -1,16 +1,15 @@
 """The emulator's model: the fake workspace's state and its domain operations, no HTTP.
 
 :class:`Workspace` holds the documents and folders, their RAG indexes (lifecycle in
-:mod:`sync.emulator.indexes`), the agents with their branches and the plan's limits. Its
-domain methods raise :mod:`sync.emulator.exceptions` errors; the handlers turn requests into
-calls on them. Nothing here locks: the caller (:class:`~sync.emulator.backend.Backend`) does.
-"""
+:mod:`sync.emulator.indexes`), the agents with their branches and the plan's limits; its
+methods raise :mod:`sync.emulator.exceptions` errors. The caller (``Backend``) locks."""
 
 from __future__ import annotations
 
 import copy
 import random
 import string
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -224,22 +223,21 @@ class Workspace:
 
         return idx.observe(self.now(), self.index_seconds, decide)
 
+    def _size(self, idx: Index) -> int:
+        return doc.size_bytes if (doc := self.docs.get(idx.doc_id)) else 0
+
     def index_used(self, idx: Index) -> int:
-        status = self.index_state(idx)[0]
-        doc = self.docs.get(idx.doc_id)
-        return ix.used_bytes(status, doc.size_bytes if doc else 0)
+        return ix.used_bytes(self.index_state(idx)[0], self._size(idx))
 
     def total_used(self) -> int:
         return sum(self.index_used(i) for i in self.indexes.values())
 
     def usage_by_model(self) -> dict[str, int]:
         """Bytes used per model, for the models that use any."""
-        per_model: dict[str, int] = {}
+        per_model: Counter[str] = Counter()
         for idx in self.indexes.values():
-            used = self.index_used(idx)
-            if used:
-                per_model[idx.model] = per_model.get(idx.model, 0) + used
-        return per_model
+            per_model[idx.model] += self.index_used(idx)
+        return {m: n for m, n in per_model.items() if n}
 
     def indexes_of(self, doc_id: str) -> list[Index]:
         return [i for (d, _m), i in self.indexes.items() if d == doc_id]
@@ -249,9 +247,11 @@ class Workspace:
         return idx is not None and self.index_state(idx)[0] == ix.SUCCEEDED
 
     def _start_index(self, idx: Index, doc: Doc) -> None:
-        def room() -> int:
-            others = sum(self.index_used(i) for i in self.indexes.values() if i is not idx)
-            return self.quota_bytes - others
+        def room() -> int:  # an upper bound of the others' use (nothing observed), or exact
+            rest = [i for i in self.indexes.values() if i is not idx]
+            left = self.quota_bytes - sum(ix.at_most(i.terminal, self._size(i)) for i in rest)
+            exact = doc.size_bytes > left  # near the limit only: each index observed
+            return self.quota_bytes - sum(self.index_used(i) for i in rest) if exact else left
 
         idx.start(self.now(), doc.size_bytes, room, folder=doc.type == FOLDER)
         if idx.terminal is None and self.index_seconds <= 0:

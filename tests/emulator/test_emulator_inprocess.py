@@ -622,3 +622,21 @@ def test_seed_document_finished_indexes(backend: Backend) -> None:
     state = backend.state()
     assert {d["name"] for d in state["documents"]} == {"big", "small"}
     assert state["quota"]["total_used_bytes"] == len(LONG)
+
+
+def test_the_quota_counts_what_the_other_indexes_use_at_the_moment_of_a_compute(
+    api: Api, backend: Backend
+) -> None:
+    """The quota check's shortcut (an upper bound, nothing observed) must decide as the exact
+    use would: a pending index counts, a failed one does not, even when nobody has looked at
+    it since it failed."""
+    size = len(LONG.encode())
+    backend.set_quota(size + size // 2)  # room for one document, not two
+    first = api.create()
+    backend.set_index_behaviour(first, "failed", times=1)
+    assert api.index(first)["status"] in ("created", "processing")
+    second = api.create(name="Other")
+    assert api.index(second)["status"] == "rag_limit_exceeded"  # the first is still pending
+    backend.advance(10.0)  # the first has failed by now; nobody has polled it
+    third = api.create(name="Third")
+    assert api.index(third)["status"] in ("created", "processing")  # its bytes are free again
