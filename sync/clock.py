@@ -13,7 +13,6 @@ from :data:`TIME_SCALE_VAR` (test-only; refused unless the API is on loopback).
 
 from __future__ import annotations
 
-import ipaddress
 import math
 import threading
 import time
@@ -21,6 +20,7 @@ from collections.abc import Mapping
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from .config import is_loopback
 from .errors import ConfigError
 
 TIME_SCALE_VAR = "KB_SYNC_TEST_TIME_SCALE"  # test-only: "<scale>@<origin, epoch seconds>"
@@ -79,16 +79,6 @@ class ScaledClock(SystemClock):
         return f"{self.scale!r}@{self.origin!r}"
 
 
-def _loopback(base_url: str) -> bool:
-    host = urlsplit(base_url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def scaled_from_env(env: Mapping[str, str], base_url: str) -> ScaledClock | None:
     """The test-only time scale in ``env`` (:data:`TIME_SCALE_VAR`), or None when unset.
 
@@ -99,7 +89,7 @@ def scaled_from_env(env: Mapping[str, str], base_url: str) -> ScaledClock | None
     if not raw:
         return None
     fix = f"unset {TIME_SCALE_VAR} (it is for the test suite only)"
-    if not _loopback(base_url):
+    if not is_loopback(urlsplit(base_url).hostname):
         raise ConfigError(
             f"{TIME_SCALE_VAR} is set but ELEVENLABS_BASE_URL ({base_url}) is not loopback: "
             f"the test-only time scale is never used against a real server; {fix}"

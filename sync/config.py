@@ -43,7 +43,11 @@ class Settings:
         )
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str | None) -> bool:
+    """``localhost`` or a loopback address (the only hosts plain http and the test-only time
+    scale are allowed for)."""
+    if not host:
+        return False
     if host == "localhost":
         return True
     try:
@@ -76,7 +80,7 @@ def check_base_url(url: str) -> str:
             f"ELEVENLABS_BASE_URL={url!r} is not a URL; set it to https://api.elevenlabs.io "
             "or unset it"
         )
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise GuardRefused(
             f"ELEVENLABS_BASE_URL={url!r} is not https: the API key would travel in clear; "
             "use https (plain http is allowed only on loopback)"
