@@ -33,7 +33,7 @@ from typing import Any
 
 from .client import Client
 from .domain import RemoteDoc
-from .errors import ApiError, InputError, NotFound, SyncError
+from .errors import ApiError, InputError, NotFound
 from .folders import META
 from .log import event
 from .record import RunRecord
@@ -133,11 +133,6 @@ def group(docs: Iterable[RemoteDoc], agent_id: str) -> list[StoredRun]:
             continue
         runs.setdefault(p.run_id, StoredRun(p.run_id, p.stamp, p.kind)).parts.append(p)
     return sorted(runs.values(), key=lambda r: (r.created, r.stamp, r.run_id))
-
-
-def list_runs(client: Client, meta_id: str, agent_id: str) -> list[StoredRun]:
-    listed = client.list_documents(PREFIX + agent_id, parent_folder_id=meta_id)
-    return group((RemoteDoc.from_json(d) for d in listed), agent_id)
 
 
 def find_meta(client: Client, folder_id: str | None) -> str | None:
@@ -274,7 +269,7 @@ class HistoryWriter:
         record: RunRecord,
         command: str,
         keep: int | None = 10,
-        known: Sequence[RemoteDoc] | None = None,
+        known: Sequence[RemoteDoc] = (),
     ) -> None:
         self.client, self.meta_id, self.record = client, meta_id, record
         self.command, self.keep, self.known = command, keep, known
@@ -308,17 +303,10 @@ class HistoryWriter:
             self._delete(doc_id)
 
     def prune(self) -> None:
-        """Keep the newest ``keep`` runs of this agent (this one included). ``known``: what
-        ``.kb-sync`` held when the lease was taken (no other run stores one while it is held):
-        then no listing is needed."""
-        agent = self.record.agent_id
-        try:
-            runs = list_runs(self.client, self.meta_id, agent) if self.known is None else []
-        except SyncError as exc:
-            event("history.prune_failed", logging.WARNING, error=str(exc))
-            return
-        if self.known is not None:
-            runs = group(self.known, agent)
+        """Keep the newest ``keep`` runs of this agent (this one included), judged from
+        ``known``: what ``.kb-sync`` held when the lease was taken (no other run stores one while
+        it is held), so no listing of its own."""
+        runs = group(self.known, self.record.agent_id)
         old = [r for r in runs if r.run_id != self.record.run_id]
         total = len(old) + 1
         drop = old[: max(0, total - (self.keep or total))]

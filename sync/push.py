@@ -250,7 +250,7 @@ def _apply_planned(
     applier.folder_id = layout.folder_id
     assert layout.meta_id is not None
     applier.history = HistoryWriter(
-        client, layout.meta_id, record, "push", settings.history_keep, known=layout.stored
+        client, layout.meta_id, record, "push", settings.history_keep, known=layout.stored or ()
     )
     for doc_id, doc in snap.docs.items():
         applier.known_ids.setdefault(doc.name, set()).add(doc_id)
