@@ -90,6 +90,7 @@ class LeaseManager:
         # everything in .kb-sync at the last listing: the leases, and the stored runs (the
         # history prunes from it: while the lease is held nobody else stores a run)
         self.listed: list[RemoteDoc] = []
+        self.released: set[str] = set()  # a run releases once its last write is done
 
     def _leases(self) -> list[Lease]:
         raw = list(self.client.list_documents(parent_folder_id=self.meta_id))
@@ -155,6 +156,11 @@ class LeaseManager:
         )
 
     def release(self, lease: Lease) -> None:
+        """Delete the lease (once: a second call is a no-op), so that the run's request
+        count, logged and recorded after it, includes it."""
+        if lease.id in self.released:
+            return
+        self.released.add(lease.id)
         try:
             self.client.delete_document(lease.id)
             event("lease.released", id=lease.id)

@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
@@ -204,10 +205,11 @@ def _apply_push(
     opts = args.options or Options()
     layout, leases = writing(client, clock, snap.layout, settings.agent_id, opts.index_wait)
     run_id = uuid.uuid4().hex[:12]  # the lease's and the record's: one id for the run
-    with leases.held(run_id, "push"):
+    with leases.held(run_id, "push") as lease:
         plan, local, snap = run_plan(settings, client, args, out, local)
         layout = replace(layout, stored=tuple(leases.listed))
-        return _apply_planned(settings, client, clock, args, out, plan, local, snap, layout, run_id)
+        held = Held(layout, run_id, lambda: leases.release(lease))
+        return _apply_planned(settings, client, clock, args, out, plan, local, snap, held)
 
 
 def _nothing_to_do(
@@ -226,6 +228,16 @@ def _nothing_to_do(
     return ExitCode.OK
 
 
+@dataclass(frozen=True)
+class Held:
+    """What a run holds under its lease: our folders, its id, and the lease's release (the
+    run calls it once its last write is done, before it counts and logs its requests)."""
+
+    layout: Layout
+    run_id: str
+    release: Callable[[], None]
+
+
 def _apply_planned(
     settings: Settings,
     client: Client,
@@ -235,14 +247,15 @@ def _apply_planned(
     plan: Plan,
     local: list[LocalDoc],
     snap: Snapshot,
-    layout: Layout,
-    run_id: str,
+    held: Held,
 ) -> int:
+    layout = held.layout
     if not plan.has_changes:  # another run did it while we waited for the lease
+        held.release()
         return _nothing_to_do(settings, client, args, out, plan, snap)
     mass_delete_guard(plan, args.allow_mass_delete)
     record = _new_record(settings, args, plan, snap)
-    record.run_id = run_id
+    record.run_id = held.run_id
     event("kb.before", agent=settings.agent_id, count=len(snap.kb), entries=record.kb_before)
     record.write()
     opts = args.options or Options()
@@ -258,11 +271,14 @@ def _apply_planned(
     try:
         outcome = applier.run(plan, texts, lambda: read_agent(client, settings))
     except SyncError as exc:
+        held.release()
         _failed(client, record, exc)
     except Exception as exc:  # a bug; after the PATCH the agent is already changed
         if not record.patched:
             raise
+        held.release()
         _failed(client, record, SyncError(f"internal error ({type(exc).__name__})"))
+    held.release()  # the run's last request: the record and run.done count it
     _finish(client, record, outcome)
     _report(client, args, out, plan, snap, record, outcome)
     return outcome.exit_code
