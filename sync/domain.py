@@ -142,6 +142,7 @@ class Layout:
     listed: bool = False
     # what .kb-sync held when the lease was taken (leases, stored runs), or None: unknown
     stored: tuple[RemoteDoc, ...] | None = None
+    created: bool = False  # this run created the folder (its printed plan is made after)
 
 
 @dataclass(frozen=True)

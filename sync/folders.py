@@ -112,4 +112,4 @@ def ensure_layout(client: Client, layout: Layout, clock: Clock | None = None) ->
     # a folder created by this very call holds no .kb-sync yet (when another run's older
     # folder won the race, its .kb-sync may exist: look)
     meta_id, _ = _ensure(client, META, folder_id, layout.meta_id, clock, absent=made)
-    return Layout(layout.name, folder_id, meta_id)
+    return Layout(layout.name, folder_id, meta_id, created=made)

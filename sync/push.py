@@ -280,7 +280,7 @@ def _apply_planned(
         _failed(client, record, SyncError(f"internal error ({type(exc).__name__})"))
     held.release()  # the run's last request: the record and run.done count it
     _finish(client, record, outcome)
-    _report(client, args, out, plan, snap, record, outcome)
+    _report(client, args, out, plan, snap, record, outcome, layout)
     return outcome.exit_code
 
 
@@ -332,12 +332,14 @@ def _report(
     snap: Snapshot,
     record: RunRecord,
     outcome: Outcome,
+    layout: Layout,
 ) -> None:
     updated = [r.item.file for r in outcome.results if r.attached]
     kept_old = [r.item.file for r in outcome.results if not r.attached]
     after = record.kb_after or []
     deleted = sum(1 for d in outcome.deletions if d["outcome"] in ("deleted", "force-deleted"))
-    text = (
+    made = f"Created folder {layout.name} (and {layout.name}/.kb-sync). " if layout.created else ""
+    text = made + (
         f"Applied: {len(updated)} attached, {len(kept_old)} kept their old version, "
         f"{deleted} deleted; knowledge base {len(snap.kb)} -> {len(after)} entries. "
         f"Record: {record.path}"
@@ -347,6 +349,7 @@ def _report(
         "exit_code": record.exit_code,
         "text": text,
         "record": str(record.path),
+        "folder_created": layout.created,
         "results": record.results,
         "deletions": record.deletions,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from sync.naming import fingerprint, managed_name
 from sync.testing import is_upload
 
@@ -24,8 +26,22 @@ def test_the_first_push_creates_the_folder_and_puts_every_document_in_it(kit: Ki
     [root] = folders(kit, "kb-sync")
     assert len(folders(kit, ".kb-sync", root)) == 1
     assert {d.parent_id for d in kit.managed_docs().values()} == {root}
+    # the push says it created them (its printed plan is the one made under the lease)
+    assert "Created folder kb-sync (and kb-sync/.kb-sync). Applied: 2 attached" in r.stdout
     kit.backend.clear_calls()
-    assert kit.push().code == 0 and kit.writes() == []  # converged: nothing to do
+    again = kit.push("--json")
+    assert again.code == 0 and kit.writes() == []  # converged: nothing to do
+    kit.write("c.md", para("c"))
+    third = kit.push("--json")
+    assert third.code == 0 and "Created folder" not in third.stdout
+    assert json.loads(third.stdout)["result"]["folder_created"] is False
+
+
+def test_a_push_in_json_says_it_created_the_folder(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    r = kit.push("--json")
+    assert r.code == 0, r.stderr
+    assert json.loads(r.stdout)["result"]["folder_created"] is True
 
 
 def test_plan_and_dry_run_create_nothing_not_even_the_folder(kit: Kit) -> None:
