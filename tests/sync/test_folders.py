@@ -99,3 +99,32 @@ def test_a_folder_create_race_ends_with_one_folder(kit: Kit) -> None:
     # run, seeing ours older, would remove its own in turn)
     assert {d.parent_id for d in kit.managed_docs().values()} == {winner}
     assert ours == winner or ours not in kit.backend.docs
+
+
+def test_a_renamed_folder_is_noticed_by_a_run_with_nothing_else_to_do(kit: Kit) -> None:
+    """Why the folder is looked up by name in every run's listing, not trusted by the id
+    the documents sit in (docs/performance.md, "Costs found by this benchmark")."""
+    kit.write("a.md", para("a"))
+    assert kit.push().code == 0
+    [root] = folders(kit, "kb-sync")
+    kit.backend.docs[root].name = "Archive 2026"  # a person renames it in the UI
+    kit.backend.clear_calls()
+    r = kit.push()
+    assert r.code == 0, r.stderr
+    assert "Nothing to do" not in r.stdout and "1 to move" in r.stdout
+    [new] = folders(kit, "kb-sync")
+    assert new != root and {d.parent_id for d in kit.managed_docs().values()} == {new}
+    assert not [c for c in kit.backend.calls if is_upload(c)]
+    assert root in kit.backend.docs  # not ours any more: left alone
+
+
+def test_a_changed_folder_setting_moves_the_documents(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    assert kit.push().code == 0
+    r = kit.kb("push", "--dir", str(kit.dir), env={**kit.env, "KB_SYNC_FOLDER": "Quarters"})
+    assert r.code == 0, r.stderr
+    assert "1 to move" in r.stdout
+    [quarters] = folders(kit, "Quarters")
+    assert {d.parent_id for d in kit.managed_docs().values()} == {quarters}
+    again = kit.push("--folder", "Quarters")
+    assert again.code == 0 and "Nothing to do" in again.stdout
