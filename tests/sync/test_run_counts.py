@@ -61,3 +61,18 @@ def test_a_failed_push_records_every_request_it_sent(kit: Kit) -> None:
     record = newest_record(kit)
     assert record["status"] == "failed"
     assert record["requests"] == len(kit.backend.calls)
+
+
+def test_a_rollback_records_and_logs_every_request_it_sent(kit: Kit) -> None:
+    kit.write("2025-Q1.md", "# 2025-Q1\n\n" + para("v1"))
+    assert kit.push().code == 0
+    kit.write("2025-Q1.md", "# 2025-Q1 v2\n\n" + para("v2"))
+    assert kit.push().code == 0
+    kit.backend.clear_calls()
+    r = kit.kb("rollback")
+    assert r.code == 0, r.stderr
+    sent = len(kit.backend.calls)
+    found = re.findall(r"rollback\.done .*?requests=(\d+)", r.stderr)
+    assert [int(n) for n in found] == [sent]
+    files = sorted(kit.records.glob("*-rollback-*.json"), key=lambda p: p.stat().st_mtime_ns)
+    assert json.loads(files[-1].read_text())["requests"] == sent
