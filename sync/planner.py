@@ -25,16 +25,17 @@ def content_reads(
     strict: bool,
     legacy_namespace: str | None = None,
 ) -> list[str]:
-    """Ids whose content ``--strict-hash`` must read: managed docs of a local file whose
-    fingerprint and size both match (the only case where the name could be trusted)."""
-    if not strict:
-        return []
+    """Ids whose content the plan must read: managed docs of a local file whose fingerprint
+    and size both match (the only case where the name could be trusted), with
+    ``--strict-hash`` all of them, without it the orphans only (a reused orphan is attached
+    without an upload: what a person made of it in the UI would reach the agent unseen)."""
     by_file = {d.file: d for d in local}
     own = Ownership(namespace, legacy_namespace=legacy_namespace)
+    attached = set(snap.agent.ids())
     ids: list[str] = []
     for doc_id, doc in snap.docs.items():
         m = own.managed(doc.name)
-        if m is None or m.file not in by_file:
+        if m is None or m.file not in by_file or not (strict or doc_id not in attached):
             continue
         ld = by_file[m.file]
         if m.fingerprint == ld.fingerprint and doc.size_bytes == ld.size_bytes:
@@ -80,14 +81,16 @@ class _Planner:
         self.snap, self.own, self.strict = snap, own, strict
         self.reused: set[str] = set()
 
-    def matches(self, doc_id: str, ld: LocalDoc) -> bool:
+    def matches(self, doc_id: str, ld: LocalDoc, *, read: bool = False) -> bool:
+        """The doc holds this version: by name and size, and by its content read back when
+        ``--strict-hash`` or ``read`` (an orphan about to be reused) asks."""
         doc: RemoteDoc | None = self.snap.docs.get(doc_id)
         if doc is None:  # attached but not listed: cannot be trusted
             return False
         m = self.own.managed(doc.name)
         if m is None or m.fingerprint != ld.fingerprint or doc.size_bytes != ld.size_bytes:
             return False
-        if self.strict:
+        if self.strict or read:
             content = self.snap.contents.get(doc_id)
             fmt = self.snap.formats.get(doc_id)
             return content is not None and same_content(ld.text, content, fmt)
@@ -127,7 +130,9 @@ class _Planner:
         legacy: list[KbEntry],
         orphans: Mapping[str, RemoteDoc],
     ) -> Item:
-        reuse = next((i for i in orphans if i not in self.reused and self.matches(i, ld)), None)
+        reuse = next(
+            (i for i in orphans if i not in self.reused and self.matches(i, ld, read=True)), None
+        )
         keep = next((e for e in entries if self.matches(e.id, ld)), None)
         if reuse is None and keep is not None:
             reuse = keep.id

@@ -109,10 +109,25 @@ def test_orphan_with_the_right_content_is_reused_others_cleaned() -> None:
     a = local("a.md", BIG)
     orphan = remote(a, "o1")
     stale = remote(local("a.md", BIG + "old"), "o2")
-    plan = make_plan([a], snap([], [orphan, stale]), namespace=NS)
+    s = snap([], [orphan, stale])
+    assert content_reads([a], s, NS, strict=False) == ["o1"]  # its content is read first
+    s.contents["o1"] = BIG
+    plan = make_plan([a], s, namespace=NS)
     assert plan.items[0].action == "create" and plan.items[0].reuse_id == "o1"
     assert not plan.items[0].needs_upload
     assert [o.id for o in plan.orphans] == ["o2"]
+
+
+def test_an_orphan_is_not_reused_on_its_name_alone() -> None:
+    """Name and size match, but the content read back differs (a UI edit) or could not be
+    read: uploaded afresh, and the orphan cleaned up."""
+    a = local("a.md", BIG)
+    for contents in ({"o1": "y" + BIG[1:]}, {}):
+        s = snap([], [remote(a, "o1")])
+        s.contents.update(contents)
+        plan = make_plan([a], s, namespace=NS)
+        assert plan.items[0].reuse_id is None and plan.items[0].needs_upload
+        assert [o.id for o in plan.orphans] == ["o1"]
 
 
 def test_duplicates_are_collapsed() -> None:
