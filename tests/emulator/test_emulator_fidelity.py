@@ -147,6 +147,23 @@ def test_folders_paths_filters_and_move(api: Api, backend: Backend) -> None:
     assert api("POST", "/knowledge-base/bulk-move", json={"document_ids": []}).status_code == 422
 
 
+def test_a_folders_document_count_stops_past_1000(api: Api, backend: Backend) -> None:
+    """[spec] ``document_count``: "Counting stops past 1000" (the list item and the GET)."""
+    folder = backend.seed_folder("big")
+    sub = backend.seed_folder("sub", parent_folder_id=folder)
+    for i in range(1002):
+        backend.seed_document(f"d{i}", LONG, indexed_models=(), parent_folder_id=sub)
+    listed = api.json("GET", "/knowledge-base", params={"types": "folder"})["documents"]
+    counts = {d["id"]: d["document_count"] for d in listed}
+    assert counts == {folder: 1001, sub: 1001}  # past 1000: it stopped counting
+    assert api.json("GET", f"/knowledge-base/{folder}")["document_count"] == 1001
+    backend.seed_document("one", LONG, indexed_models=(), parent_folder_id=folder)
+    assert api.json("GET", f"/knowledge-base/{folder}")["document_count"] == 1001
+    small = backend.seed_folder("small")
+    backend.seed_document("d", LONG, indexed_models=(), parent_folder_id=small)
+    assert api.json("GET", f"/knowledge-base/{small}")["document_count"] == 1  # exact below
+
+
 def test_unknown_or_wrong_parent_folder(api: Api, backend: Backend) -> None:
     doc = api.create()
     body = {"text": LONG, "parent_folder_id": "nosuchfoldernosuchfo"}
