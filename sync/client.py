@@ -179,9 +179,10 @@ class Client(Requester):
         )
 
     def compute_indexes(self, doc_ids: Sequence[str], model: str) -> Json:
-        """The batch get-or-create of the RAG indexes of 1 to 100 documents: the answer, keyed
-        by document id, each ``{"status": "success", "data": <index>}`` or ``{"status":
-        "failure", "error_code", "error_status", "error_message"}`` [spec]."""
+        """The batch get-or-create of the RAG indexes of 1 to 100 documents: the answer, each
+        value ``{"status": "success", "data": <index>}`` or ``{"status": "failure",
+        "error_code", "error_status", "error_message"}`` [spec], keyed by document id [guess:
+        nothing public names the key; docs/emulator.md row 31d]."""
         items = [{"document_id": d, "create_if_missing": True, "model": model} for d in doc_ids]
         return dict(
             self.request("POST", "/v1/convai/knowledge-base/rag-index", body={"items": items})

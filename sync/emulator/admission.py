@@ -2,9 +2,11 @@
 
 ElevenLabs answers 429 ``{"detail": {"status": "too_many_concurrent_requests", "code":
 "concurrent_limit_exceeded", ...}}``, often without ``Retry-After``, when a workspace has too
-many requests running at once (``../shared/elevenlabs/API-NOTES.md``, "Errors"). The limit
-itself is not published; a test sets one (``Backend.set_concurrency_limit``, ``POST
-/_emulator/concurrency-limit``).
+many requests running at once (``../shared/elevenlabs/API-NOTES.md``, "Errors"; the status and
+the code are in ElevenLabs' error pages, ``docs/emulator.md`` row 32). The limit itself is not
+published for these endpoints; a test sets one (``Backend.set_concurrency_limit``, ``POST
+/_emulator/concurrency-limit``). ElevenLabs says requests past the limit first wait in a queue:
+refusing at once is the stricter reading.
 
 When a request is in flight, on both fronts: from the moment the front has read it until its
 answer is ready to be written (the handling, under the backend's lock, and the ``latency`` a

@@ -1,13 +1,14 @@
 """``POST /v1/convai/knowledge-base/rag-index``: RAG indexes computed (get-or-create) in batch.
 
 The body is ``{"items": [{"document_id", "create_if_missing", "model"}]}``, 1 to 100 items
-[spec]; the answer an object keyed by document id, each value ``{"status": "success",
-"data": <the index, as the one-document compute answers it>}`` or ``{"status": "failure",
-"error_code", "error_status", "error_message"}`` [spec]. An item is handled as the
+[spec]; the answer an object, each value ``{"status": "success", "data": <the index, as the
+one-document compute answers it>}`` or ``{"status": "failure", "error_code", "error_status",
+"error_message"}`` [spec], keyed by document id [guess: the spec, the SDKs and the docs name no
+key; row 31d]. An item is handled as the
 one-document endpoint handles its request (a folder ``cannot_index_folder``, the quota,
 a failed index restarted), one after the other in the order sent; what the single endpoint
 answers with an HTTP error (an unknown document) is that item's failure [spec: the failure
-model]. Guesses (``docs/emulator.md``, rows 31-31c): a duplicate ``document_id`` is a 422; an
+model]. Guesses (``docs/emulator.md``, rows 31-31d): a duplicate ``document_id`` is a 422; an
 item with ``create_if_missing: false`` and no index is a 404 failure ``rag_index_not_found``;
 ``error_code`` is the HTTP status the one-document call would have answered.
 """
