@@ -106,7 +106,11 @@ FATAL_FIRST = ("unknown host", "connection refused", "TLS handshake failed")
 def error_from(resp: requests.Response) -> ApiError:
     code: str | None = None
     message = resp.reason or "error"
-    request_id = resp.headers.get("request-id") or resp.headers.get("x-request-id")
+    request_id = (  # x-trace-id: [field] a real error carried only that (docs/emulator.md row 21)
+        resp.headers.get("request-id")
+        or resp.headers.get("x-request-id")
+        or resp.headers.get("x-trace-id")
+    )
     body: Any = None
     try:
         body = resp.json()

@@ -39,6 +39,21 @@ def test_sends_the_key_header_and_parses_errors(client: Client) -> None:
     assert CANARY_KEY not in str(e.value)
 
 
+@responses.activate
+def test_an_error_without_a_request_id_is_traced_by_its_x_trace_id(client: Client) -> None:
+    """[field] a real 401 carried no ``request-id`` header and no ``detail.request_id``, only
+    ``x-trace-id`` (home-assistant/core#160414): that is the id to quote to support."""
+    responses.get(
+        f"{BASE}/v1/convai/agents/a1",
+        status=401,
+        json={"detail": {"status": "quota_exceeded", "message": "m"}},
+        headers={"x-trace-id": "5d41402abc4b2a76b9719d911017c592"},
+    )
+    with pytest.raises(AuthError) as e:
+        client.get_agent("a1")
+    assert e.value.request_id == "5d41402abc4b2a76b9719d911017c592"
+
+
 @pytest.mark.parametrize(
     ("status", "body", "exc", "code"),
     [
