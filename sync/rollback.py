@@ -30,7 +30,7 @@ from .record import RunRecord
 from .remote import read_agent, read_documents
 from .results import DocResult
 from .rollback_plan import RollbackPlan, plan_rollback, record_ownership
-from .rollback_source import load_run
+from .rollback_source import Source, load_run
 
 
 def _existing(client: Client, entries: Iterable[KbEntry], own: Ownership) -> set[str]:
@@ -87,14 +87,18 @@ def rollback_command(
     options: Options | None = None,
     allow_mass_delete: bool = False,
 ) -> int:
-    path, rec = load_run(settings, client, record_path, run_id)
+    src = load_run(settings, client, record_path, run_id)
+    if src.rec is None:
+        return _none_changed(out, src, as_json)
+    path = src.label
     if dry_run:
-        _plan(settings, client, out, path, rec, dry_run=True, as_json=as_json)
+        _plan(settings, client, out, src, dry_run=True, as_json=as_json)
         return ExitCode.OK
     # read-only first: a refusal, or nothing to do, writes nothing (no lease, no record)
-    first = _plan(settings, client, out, path, rec, dry_run=False, as_json=as_json, quiet=True)
+    first = _plan(settings, client, out, src, dry_run=False, as_json=as_json, quiet=True)
     _guard(first, allow_mass_delete)
     if _nothing_to_do(client, first):
+        out.write(first.render_skipped())
         out.write("Nothing to roll back: the agent already holds what that run started from.\n")
         event("rollback.nothing_to_do", record=path)
         return ExitCode.OK
@@ -106,7 +110,7 @@ def rollback_command(
     layout, leases = writing(client, clock, found, settings.agent_id, opts.index_wait)
     run_id = uuid.uuid4().hex[:12]  # the lease's and the record's
     with leases.held(run_id, "rollback") as lease:
-        plan = _plan(settings, client, out, path, rec, dry_run=False, as_json=as_json)
+        plan = _plan(settings, client, out, src, dry_run=False, as_json=as_json)
         _guard(plan, allow_mass_delete)
         record = RunRecord(
             run_id=run_id,
@@ -138,14 +142,15 @@ def _plan(
     settings: Settings,
     client: Client,
     out: TextIO,
-    path: str,
-    rec: dict[str, Any],
+    src: Source,
     *,
     dry_run: bool,
     as_json: bool,
     quiet: bool = False,
 ) -> RollbackPlan:
     """Read the agent and the record's documents now, plan (pure), print (unless quiet)."""
+    path, rec = src.label, src.rec
+    assert rec is not None
     current = read_agent(client, settings).entries
     own = record_ownership(rec, settings.namespace, settings.legacy_namespace)
     existing = _existing(client, entries_from(rec["kb_before"]), own)
@@ -155,6 +160,7 @@ def _plan(
     plan = plan_rollback(
         rec, str(path), current, existing, settings.namespace, reuse, settings.legacy_namespace
     )
+    plan.skipped = list(src.skipped)
     if quiet:
         return plan
     _print(out, plan, dry_run, as_json)
@@ -168,6 +174,18 @@ def _plan(
         dry_run=dry_run,
     )
     return plan
+
+
+def _none_changed(out: TextIO, src: Source, as_json: bool) -> int:
+    """Every stored run left the agent as it found it: nothing to undo, nothing written."""
+    text = f"Nothing to roll back: none of the {len(src.skipped)} stored runs changed the agent."
+    if as_json:
+        payload = {"rollback": {"skipped_runs": list(src.skipped)}, "summary": text}
+        out.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    else:
+        out.write(RollbackPlan.skipped_lines(src.skipped) + text + "\n")
+    event("rollback.nothing_to_do", record=src.label, skipped=len(src.skipped))
+    return ExitCode.OK
 
 
 def _guard(plan: RollbackPlan, allow: bool) -> None:

@@ -35,6 +35,18 @@ class RollbackPlan:
     # the agent's entries now differ from the ones the run left (kb_after): someone or
     # something changed it since (a later run, another folder, a person)
     changed_since: bool = False
+    # newer stored runs passed over: they did not change the agent (sync.rollback_source)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @staticmethod
+    def skipped_lines(skipped: Iterable[Mapping[str, str]]) -> str:
+        return "".join(
+            f"note: skipped stored run {s['id']} ({s['kind']}, {s['time']}): {s['why']}\n"
+            for s in skipped
+        )
+
+    def render_skipped(self) -> str:
+        return self.skipped_lines(self.skipped)
 
     def summary(self) -> str:
         fresh = len(self.recreate) - len(self.reuse)
@@ -66,10 +78,11 @@ class RollbackPlan:
             "detach_and_delete": refs(self.detach),
             "reuse": dict(self.reuse),
             "agent_changed_since_the_run": self.changed_since,
+            "skipped_runs": list(self.skipped),
         }
 
     def render(self) -> str:
-        lines = [self.summary()]
+        lines = [self.render_skipped() + self.summary()]
         lines += [
             f"  ~ reuse {e.name} ({self.reuse[e.id]}, recreated by an earlier rollback)"
             if e.id in self.reuse

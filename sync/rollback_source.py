@@ -9,12 +9,15 @@ back to whatever local record the current directory holds.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import history
 from .client import Client
 from .config import Settings
+from .domain import KbEntry
 from .errors import ConfigError, InputError
 from .history import incomplete_line
 from .history_command import where
@@ -39,33 +42,77 @@ def load_file(settings: Settings, record_path: str) -> tuple[str, dict[str, Any]
     return str(path), rec
 
 
+@dataclass(frozen=True)
+class Source:
+    """The run to undo: a label for messages and its record (None: nothing to undo), and the
+    newer stored runs skipped because they did not change the agent."""
+
+    label: str
+    rec: dict[str, Any] | None
+    skipped: tuple[dict[str, str], ...] = ()
+
+
+def _label(run: history.StoredRun, rec: dict[str, Any]) -> str:
+    event("rollback.source", run=run.run_id, kind=run.kind, time=run.when, host=rec.get("host"))
+    return f"stored run {run.run_id} ({run.kind}, {run.when})"
+
+
 def load_run(
     settings: Settings, client: Client, record_path: str | None, run_id: str | None
-) -> tuple[str, dict[str, Any]]:
-    """(a label for messages, the record) of the run to undo."""
+) -> Source:
+    """The run to undo: ``--record``, ``--to``, or the newest stored run that changed the agent."""
     if record_path:
-        return load_file(settings, record_path)
-    read_agent(client, settings)  # a wrong agent id is one line of its own
+        return Source(*load_file(settings, record_path))
+    agent = read_agent(client, settings)  # a wrong agent id is one line of its own
     place = where(client, settings)
     runs = place.runs
-    if run_id is not None:
-        run = next((r for r in runs if r.run_id == run_id), None)
-        if run is None:
-            raise InputError(
-                f"--to {run_id}: no stored run of that id for agent {settings.agent_id} in "
-                f"{settings.folder}/.kb-sync; pass an id kb-sync history lists"
-            )
-    elif runs:
-        run = runs[-1]
-    else:
+    if run_id is None and runs:
+        return newest_that_changed(client, runs, agent.entries)
+    if run_id is None:
         where_ = "does not exist" if place.folder_id is None else "holds no stored run"
         raise InputError(
             f"{settings.folder}/.kb-sync {where_} for agent {settings.agent_id}: nothing to "
             "roll back from ElevenLabs; check the folder (--folder / KB_SYNC_FOLDER, the cron's "
             "value) with kb-sync history, or pass --record FILE with a local run record"
         )
+    run = next((r for r in runs if r.run_id == run_id), None)
+    if run is None:
+        raise InputError(
+            f"--to {run_id}: no stored run of that id for agent {settings.agent_id} in "
+            f"{settings.folder}/.kb-sync; pass an id kb-sync history lists"
+        )
     if not run.complete:
         raise InputError(incomplete_line(run))
     rec = history.load(client, run)
-    event("rollback.source", run=run.run_id, kind=run.kind, time=run.when, host=rec.get("host"))
-    return f"stored run {run.run_id} ({run.kind}, {run.when})", rec
+    return Source(_label(run, rec), rec)
+
+
+def _shape(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    return [(str(e.get("id")), str(e.get("usage_mode"))) for e in entries]
+
+
+def newest_that_changed(
+    client: Client, runs: Sequence[history.StoredRun], now: Sequence[KbEntry]
+) -> Source:
+    """Newest first (at most the stored runs, ``KB_SYNC_HISTORY`` <= 1000): skip a run that
+    provably did not change the agent: complete and its ``kb_after`` is its ``kb_before``
+    (every old version kept), or incomplete and the agent is now exactly what its intent found
+    (its PATCH failed or was never sent; a run deletes nothing before it is stored complete).
+    An incomplete run the agent does not match is refused: it may have changed the agent."""
+    current = [(e.id, e.usage_mode) for e in now]
+    skipped: list[dict[str, str]] = []
+    for run in reversed(runs):
+        rec = history.load(client, run, "done" if run.complete else "intent")
+        before = _shape(rec.get("kb_before") or [])
+        if run.complete and _shape(rec.get("kb_after") or []) != before:
+            return Source(_label(run, rec), rec, tuple(skipped))
+        if not run.complete and before != current:
+            raise InputError(incomplete_line(run))
+        why = (
+            "it kept every old version"
+            if run.complete
+            else "incomplete, but the agent is as it found it"
+        )
+        skipped.append({"id": run.run_id, "kind": run.kind, "time": run.when, "why": why})
+        event("rollback.skipped", run=run.run_id, kind=run.kind, why=why)
+    return Source("no stored run", None, tuple(skipped))
