@@ -29,11 +29,13 @@ from .errors import (
     ApiError,
     ExitCode,
     GuardRefused,
+    NotKept,
     ServerError,
     SyncError,
     TransportError,
     ValidationFailed,
 )
+from .guards import entry_limit_hint
 from .history import HistoryWriter
 from .indexing import Indexer, IndexOptions
 from .log import event
@@ -250,12 +252,19 @@ class Applier:
         after = read_agent().entries
         kept = {e.id for e in after}
         lost = [e.name for e in desired if e.id not in kept]
-        if [e.id for e in after] != [e.id for e in desired]:
+        if lost:
             more = f" and {len(lost) - 5} more" if len(lost) > 5 else ""
+            hint = entry_limit_hint(len(desired))
+            raise NotKept(
+                f"the agent's knowledge base read back differs from what was sent: the server "
+                f"kept {len(after)} of the {len(desired)} entries ({len(lost)} not kept: "
+                f"{', '.join(lost[:5])}{more}); " + (f"{hint}; " if hint else "") + "nothing was "
+                "deleted"
+            )
+        if [e.id for e in after] != [e.id for e in desired]:
             raise SyncError(
-                "the agent's knowledge base read back differs from what was sent"
-                + (f" ({len(lost)} not kept: {', '.join(lost[:5])}{more})" if lost else " (order)")
-                + "; nothing was deleted"
+                "the agent's knowledge base read back differs from what was sent (order); "
+                "nothing was deleted"
             )
         return after
 

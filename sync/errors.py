@@ -101,6 +101,12 @@ class AppliedPartially(SyncError):
     exit_code = ExitCode.PARTIAL
 
 
+class NotKept(SyncError):
+    """The agent was PATCHed, but the read-back lacks entries that were sent (the service
+    answered 200 and kept fewer: a list longer than it keeps). Every run ends so until the
+    list fits; after the PATCH it becomes :class:`AppliedPartially`."""
+
+
 class SourceUnhealthy(SyncError):
     """``kb-sync generate``: the monitoring source is down, slow, invalid, empty, drifted or
     shrank too much.

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .domain import AgentView, KbEntry, Layout, Ownership, RemoteDoc
+from .guards import entry_limit_hint
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class Plan:
     ownership: Ownership = field(default_factory=lambda: Ownership(""))
     folder: Layout = field(default_factory=lambda: Layout("", None))
     moves: list[Ref] = field(default_factory=list)  # managed docs kept, outside the folder
+    entries_after: int = 0  # the agent's knowledge-base entries once applied
 
     def is_stale(self, current: list[KbEntry] | tuple[KbEntry, ...]) -> bool:
         """The agent's owned entries are no longer those the plan was made on."""
@@ -133,6 +135,7 @@ class Plan:
                 "id": self.folder.folder_id,
                 "create": self.creates_folder,
             },
+            "entries_after": self.entries_after,
             "moves": [m.to_dict() for m in self.moves],
             "items": [i.to_dict() for i in self.items],
             "orphans": [o.to_dict() for o in self.orphans],
@@ -189,5 +192,10 @@ class Plan:
             lines.extend(f"  > {m.name} [{m.id}]" for m in self.moves)
         if self.creates_folder:
             lines.append(f"will create folder {self.folder.name} (and {self.folder.name}/.kb-sync)")
+        hint = entry_limit_hint(self.entries_after)
+        if hint:
+            lines.append(
+                f"note: the agent would hold {self.entries_after} knowledge-base entries; {hint}"
+            )
         lines.append(f"Plan: {self.summary()}.")
         return "\n".join(lines)

@@ -201,7 +201,9 @@ def make_plan(
     own = Ownership(namespace, adopted, legacy_namespace)
     managed_ids = own.owned_ids(snap.kb)
     moves = _moves(snap, items)
-    return Plan(items, orphans, reading.notes, managed_ids, strict, own, snap.layout, moves)
+    unmanaged = sum(1 for e in snap.kb if e.id not in set(managed_ids))
+    after = unmanaged + sum(1 for i in items if i.action not in ("delete", "skip"))
+    return Plan(items, orphans, reading.notes, managed_ids, strict, own, snap.layout, moves, after)
 
 
 def _moves(snap: Snapshot, items: list[Item]) -> list[Ref]:

@@ -16,7 +16,15 @@ from .client import Client
 from .clock import Clock
 from .config import Settings
 from .domain import Layout, entries_json
-from .errors import AppliedPartially, ConfigError, ExitCode, GuardRefused, InputError, SyncError
+from .errors import (
+    AppliedPartially,
+    ConfigError,
+    ExitCode,
+    GuardRefused,
+    InputError,
+    NotKept,
+    SyncError,
+)
 from .guards import refuses_mass_delete
 from .history import HistoryWriter
 from .lease import writing
@@ -287,10 +295,14 @@ def _apply_planned(
 def _failed(client: Client, record: RunRecord, exc: SyncError) -> NoReturn:
     """Record and re-raise a failure; after the PATCH it is a partial apply (exit 3)."""
     if record.patched:  # the failure came after the PATCH: the agent is already updated
-        late = AppliedPartially(
-            f"{exc}; the agent already points at the new, indexed documents; "
-            "some superseded ones may remain: the next run cleans them up"
+        after = (
+            "the agent points at the indexed documents the server kept; every run ends so "
+            "until the list fits"
+            if isinstance(exc, NotKept)
+            else "the agent already points at the new, indexed documents; some superseded "
+            "ones may remain: the next run cleans them up"
         )
+        late = AppliedPartially(f"{exc}; {after}")
         with contextlib.suppress(SyncError):  # the record may be what failed
             _close(client, record, "failed", late.exit_code)
         _log_failure(record, late)

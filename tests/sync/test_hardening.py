@@ -350,6 +350,12 @@ def test_a_large_patch_that_is_not_all_kept_is_partial_and_names_what_was_lost(k
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("kb-sync: error:")]
     assert len(errors) == 1 and "3 not kept" in errors[0] and "d100.md" in errors[0]
     assert len(kit.managed_docs()) == 103  # nothing deleted
+    # the line says why and what to do, and does not promise that the next run cleans up
+    assert "kept 100 of the 103 entries" in errors[0] and "at most 100" in errors[0]
+    assert "the next run cleans them up" not in errors[0]
+    # the plan says it before anything is written
+    plan = kit.kb("plan", "--dir", str(kit.dir))
+    assert "note: the agent would hold 103 knowledge-base entries" in plan.stdout
 
 
 @responses.activate
