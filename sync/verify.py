@@ -22,6 +22,7 @@ from .domain import KbEntry
 from .errors import ApiError, ExitCode, NotFound
 from .history_command import where, where_lines
 from .local import LocalDoc, read_folder
+from .naming import legacy_keys
 from .remote import ownership, read_agent
 from .status import index_status
 
@@ -133,10 +134,17 @@ def audit(client: Client, settings: Settings, folder: str) -> dict[str, Any]:
         else:
             unmanaged.append({"id": e.id, "name": e.raw.get("name")})
     dup_files = [f for f, es in managed.items() if len(es) > 1]
+    # the old script's copy of a file (its name or stem) next to kb-sync's: a duplicate too
+    legacy = [
+        f"{u['name']} (the old script's copy of {f}; kb-sync push --adopt-legacy replaces it)"
+        for u in unmanaged
+        for f in managed
+        if str(u["name"]) in legacy_keys(f)
+    ]
     run.check(
         "no duplicate entries",
-        not dup_ids and not dup_files,
-        ", ".join(dup_ids + dup_files) or f"{len(kb)} entries, all distinct",
+        not dup_ids and not dup_files and not legacy,
+        ", ".join(dup_ids + dup_files + legacy) or f"{len(kb)} entries, all distinct",
     )
     extra_files = sorted(set(managed) - {d.file for d in local})
     run.check("no managed entry without a local file", not extra_files, ", ".join(extra_files))

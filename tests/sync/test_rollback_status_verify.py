@@ -117,3 +117,21 @@ def test_verify_flags_duplicates_and_unindexed(kit: Kit) -> None:
     assert r.code == ExitCode.VERIFY_FAILED
     failed = [c["check"] for c in json.loads(r.stdout)["checks"] if not c["ok"]]
     assert "no duplicate entries" in failed
+
+
+def test_verify_counts_the_old_scripts_uploads_next_to_a_managed_entry_as_duplicates(
+    kit: Kit,
+) -> None:
+    """Go-live promises no duplicates: the old script's copy of a file (named after the file or
+    its stem) attached next to kb-sync's is one, and the line says how to remove it."""
+    kit.write("2025-Q1.md", para("q1"))
+    assert kit.push().code == 0
+    kit.backend.seed_document("2025-Q1", para("old q1"), attach_to=[kit.agent_id])
+    kit.backend.seed_document("Unrelated", para("u"), attach_to=[kit.agent_id])
+    r = kit.kb("verify", "--dir", str(kit.dir))
+    assert r.code == ExitCode.VERIFY_FAILED, r.stdout
+    [line] = [ln for ln in r.stdout.splitlines() if "no duplicate entries" in ln]
+    assert line.startswith("FAIL") and "2025-Q1" in line and "--adopt-legacy" in line
+    assert "Unrelated" not in line
+    assert kit.push("--adopt-legacy").code == 0
+    assert kit.kb("verify", "--dir", str(kit.dir)).code == 0
