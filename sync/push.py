@@ -37,7 +37,7 @@ from .record import RunRecord, utc_now
 from .remote import read_agent, take_snapshot
 
 __all__ = ["PushArgs", "agent_lock", "lock_path", "plan_command", "push_command"]
-from .results import Outcome
+from .results import Outcome, outcome_lines
 
 
 @dataclass
@@ -356,6 +356,7 @@ def _report(
         f"{deleted} deleted; knowledge base {len(snap.kb)} -> {len(after)} entries. "
         f"Record: {record.path}"
     )
+    text = "\n".join([text, *outcome_lines(outcome)])
     result = {
         "status": record.status,
         "exit_code": record.exit_code,

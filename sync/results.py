@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,3 +71,51 @@ class Outcome:
     results: list[DocResult] = field(default_factory=list)
     deletions: list[dict[str, Any]] = field(default_factory=list)
     message: str = ""
+
+
+_WHY = {
+    "failed": "its new version's RAG index failed (recomputed, still failed)",
+    "rag_limit_exceeded": "the workspace's RAG quota is full (rag_limit_exceeded)",
+    "document_too_small": "too small to index (document_too_small)",
+    "upload_failed": "its upload failed",
+}
+_DELETED = {  # a delete's reason -> what it was, for people
+    "old version": "old version",
+    "duplicate": "duplicate",
+    "file removed": "removed file",
+    "legacy upload": "old script upload",
+    "orphan: attached nowhere": "orphan",
+}
+
+
+def why_kept(r: DocResult) -> str:
+    if is_pending(r.status):
+        return f"its new version was still {r.status} at the deadline (--index-wait)"
+    why = _WHY.get(r.status, f"its new version ended {r.status}")
+    return why + (f": {r.error}" if r.error else "")
+
+
+def outcome_lines(outcome: Outcome) -> list[str]:
+    """The lines under a push's "Applied:" line: each file that kept its old version and why;
+    the deletes by what they were, and what was kept in use."""
+    lines = [
+        f"  kept the old version of {r.item.file}: {why_kept(r)}"
+        for r in outcome.results
+        if not r.attached
+    ]
+    done = Counter(
+        "unattached upload"
+        if d["reason"].startswith(("not attached", "still "))
+        else _DELETED.get(d["reason"], d["reason"])
+        for d in outcome.deletions
+        if d["outcome"] in ("deleted", "force-deleted")
+    )
+    if done:
+        lines.append("  deleted: " + ", ".join(f"{n} {what}" for what, n in done.items()))
+    lines += [
+        f"  not deleted: {d['name']} [{d['id']}] "
+        f"({d.get('kept_because') or d.get('error') or d['outcome']})"
+        for d in outcome.deletions
+        if d["outcome"] in ("kept", "failed")
+    ]
+    return lines
