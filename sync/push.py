@@ -205,19 +205,39 @@ def _apply_push(
     plan, local, snap = run_plan(settings, client, args, out)
     if not plan.has_changes:
         return _nothing_to_do(settings, client, args, out, plan, snap)
-    # the guards first, read-only: a refusal writes nothing at all
-    mass_delete_guard(plan, args.allow_mass_delete)
-    quota_preflight(client, plan)
-    _new_record(settings, args, plan, snap).check_writable()
-    # a write is coming: our folder, the lease (exclusion across machines), then a fresh plan
-    opts = args.options or Options()
-    layout, leases = writing(client, clock, snap.layout, settings.agent_id, opts.index_wait)
-    run_id = uuid.uuid4().hex[:12]  # the lease's and the record's: one id for the run
-    with leases.held(run_id, "push") as lease:
-        plan, local, snap = run_plan(settings, client, args, out, local)
-        layout = replace(layout, stored=tuple(leases.listed))
-        held = Held(layout, run_id, lambda: leases.release(lease))
-        return _apply_planned(settings, client, clock, args, out, plan, local, snap, held)
+    shown = [plan]  # the newest plan: printed with the outcome if the run stops
+    try:
+        # the guards first, read-only: a refusal writes nothing at all
+        mass_delete_guard(plan, args.allow_mass_delete)
+        quota_preflight(client, plan)
+        _new_record(settings, args, plan, snap).check_writable()
+        # a write is coming: our folder, the lease (exclusion across machines), a fresh plan
+        opts = args.options or Options()
+        layout, leases = writing(client, clock, snap.layout, settings.agent_id, opts.index_wait)
+        run_id = uuid.uuid4().hex[:12]  # the lease's and the record's: one id for the run
+        with leases.held(run_id, "push") as lease:
+            plan, local, snap = run_plan(settings, client, args, out, local)
+            shown[0] = plan
+            layout = replace(layout, stored=tuple(leases.listed))
+            held = Held(layout, run_id, lambda: leases.release(lease))
+            return _apply_planned(settings, client, clock, args, out, plan, local, snap, held)
+    except SyncError as exc:
+        _stopped(out, args, shown[0], exc)
+        raise
+
+
+def _stopped(out: TextIO, args: PushArgs, plan: Plan, exc: SyncError) -> None:
+    """A run that stops after its plan still prints it, with the outcome (the error line on
+    stderr says why): ``--json`` stays one object, as on success."""
+    code = int(exc.exit_code)
+    status = {ExitCode.REFUSED: "refused", ExitCode.PARTIAL: "partial"}.get(exc.exit_code)
+    result = {
+        "status": status or "failed",
+        "exit_code": code,
+        "error": str(exc),
+        "text": f"Stopped (exit {code}): {exc}",
+    }
+    emit(out, args, plan, {"result": result})
 
 
 def _nothing_to_do(

@@ -3,6 +3,9 @@ version, and why, and what the deletes were: exit 3 must be readable without the
 
 from __future__ import annotations
 
+import json
+
+from sync.emulator import server_error
 from sync.errors import ExitCode
 
 from .conftest import Kit, para
@@ -23,3 +26,38 @@ def test_a_partial_push_names_each_file_that_kept_its_old_version_and_why(kit: K
     assert "b.md" in kept and "failed" in kept
     # the deletes, by what they were: a.md's old version; b.md's upload that was not attached
     assert "  deleted: 1 old version, 1 unattached upload" in lines
+
+
+def test_a_push_that_fails_after_its_plan_still_prints_the_plan_and_the_outcome(
+    kit: Kit,
+) -> None:
+    kit.write("a.md", para("a v1"))
+    assert kit.push().code == 0
+    kit.write("a.md", para("a v2"))
+    kit.backend.add_fault(server_error(500, method="PATCH", path="/agents/", times=None))
+    r = kit.push()
+    assert r.code == ExitCode.ERROR
+    assert "Plan: 0 to add, 1 to change, 0 to destroy." in r.stdout
+    assert "Stopped (exit 1): " in r.stdout and "keeps its previous documents" in r.stdout
+    j = kit.push("--json")
+    assert j.code == ExitCode.ERROR
+    payload = json.loads(j.stdout)  # one JSON object, as on success
+    assert payload["plan"]["summary"]["change"] == 1
+    assert payload["result"]["status"] == "failed" and payload["result"]["exit_code"] == 1
+    assert "keeps its previous documents" in payload["result"]["error"]
+
+
+def test_a_refused_push_prints_the_plan_it_refused(kit: Kit) -> None:
+    for f in ("a.md", "b.md", "c.md"):
+        kit.write(f, para(f))
+    assert kit.push().code == 0
+    for f in ("a.md", "b.md"):
+        kit.remove(f)
+    r = kit.push("--json")
+    assert r.code == ExitCode.REFUSED
+    payload = json.loads(r.stdout)
+    assert payload["plan"]["summary"]["destroy"] == 2
+    assert (
+        payload["result"]["status"] == "refused"
+        and "--allow-mass-delete" in payload["result"]["error"]
+    )
