@@ -76,3 +76,19 @@ def test_a_rollback_records_and_logs_every_request_it_sent(kit: Kit) -> None:
     assert [int(n) for n in found] == [sent]
     files = sorted(kit.records.glob("*-rollback-*.json"), key=lambda p: p.stat().st_mtime_ns)
     assert json.loads(files[-1].read_text())["requests"] == sent
+
+
+def test_a_first_push_costs_what_the_readme_formula_says(kit: Kit) -> None:
+    """README: the update formula, plus 2 folder creates and 2 listings, minus the .kb-sync
+    lookup: 17 + k + the batch index requests (computes and polls)."""
+    for i in range(5):
+        kit.write(f"q{i}.md", f"# q{i}\n\n" + para(f"q{i}"))
+    kit.backend.clear_calls()
+    r = kit.push()
+    assert r.code == 0, r.stderr
+    batches = [
+        c
+        for c in kit.backend.calls
+        if c.method == "POST" and c.path.endswith("/knowledge-base/rag-index")
+    ]
+    assert batches and len(kit.backend.calls) == 17 + 5 + len(batches)
