@@ -18,7 +18,7 @@ class ExitCode(IntEnum):
     REFUSED = 4  # a guard refused (mass delete, quota pre-flight, stale plan, staging guard)
     BAD_INPUT = 5  # a user mistake: missing/malformed setting, unreadable file or folder
     VERIFY_FAILED = 6  # `kb-sync verify` found the agent out of line with the folder
-    SOURCE_UNHEALTHY = 7  # `kb-sync generate --check`: the monitoring source is not healthy
+    SOURCE_UNHEALTHY = 7  # `kb-sync generate` (with or without --check): the source is not healthy
 
 
 class SyncError(Exception):

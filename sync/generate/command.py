@@ -253,7 +253,7 @@ def run(
     except SyncError as exc:
         summary.update(error=exc.message)
         event("generate.failed", logging.ERROR, error=exc.message)
-        io.error(f"kb-sync generate: {exc.message}")
+        io.error(f"kb-sync: error: {exc.message}")
         code = int(exc.exit_code)
     summary["exit_code"] = code
     if args.json and not io.summary_printed:
