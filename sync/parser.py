@@ -19,7 +19,7 @@ EXIT_CODES_HELP = """exit codes:
   4  a guard refused: mass delete, RAG quota pre-flight, stale plan, lock, non-https URL
   5  bad input: a missing or malformed setting, an unreadable file or folder, a wrong key
   6  verify found the agent out of line with the folder
-  7  generate --check: the monitoring source is unhealthy (nothing changed)
+  7  generate: the monitoring source is unhealthy (nothing changed or uploaded)
 130  interrupted
 """
 
