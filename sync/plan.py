@@ -167,7 +167,7 @@ class Plan:
                 extra = []
                 if i.reason:
                     extra.append(i.reason)
-                if i.usage_mode == "prompt" and action != "delete":
+                if i.usage_mode == "prompt" and action not in ("delete", "skip"):
                     extra.append("usage_mode=prompt")
                 if i.reuse_id and action != "unchanged":
                     extra.append(f"reuses {i.reuse_id}")

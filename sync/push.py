@@ -67,11 +67,12 @@ def check_agent(snap: Snapshot, settings: Settings) -> None:
         )
 
 
-def check_small(local: list[LocalDoc], policy: str) -> None:
+def check_small(local: list[LocalDoc], policy: str, folder: Path | None = None) -> None:
     small = [d.file for d in local if d.small]
     if small and policy == "fail":
+        named = ", ".join(str(folder / f) if folder else f for f in small)
         raise InputError(
-            f"{', '.join(small)}: under 500 bytes, too small to be RAG-indexed; merge them "
+            f"{named}: under 500 bytes, too small to be RAG-indexed; merge them "
             "into a larger document or use --small-docs prompt"
         )
     for f in small:
@@ -139,7 +140,7 @@ def run_plan(
                 dir=str(args.dir),
                 note="no *.md files in the folder: the plan removes every managed document",
             )
-        check_small(local, opts.small_docs)
+        check_small(local, opts.small_docs, Path(args.dir))
     snap = take_snapshot(
         client, settings, local, strict=args.strict_hash, concurrency=opts.concurrency
     )

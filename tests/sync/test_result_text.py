@@ -61,3 +61,14 @@ def test_a_refused_push_prints_the_plan_it_refused(kit: Kit) -> None:
         payload["result"]["status"] == "refused"
         and "--allow-mass-delete" in payload["result"]["error"]
     )
+
+
+def test_small_documents_skipped_or_refused_are_named_plainly(kit: Kit) -> None:
+    kit.write("big.md", para("big"))
+    kit.write("tiny.md", "# tiny\n")
+    skip = kit.kb("plan", "--dir", str(kit.dir), "--small-docs", "skip")
+    [line] = [ln for ln in skip.stdout.splitlines() if "tiny.md" in ln]
+    assert line.strip() == "! tiny.md  (under 500 bytes)"  # no usage mode: it is not attached
+    fail = kit.kb("plan", "--dir", str(kit.dir), "--small-docs", "fail")
+    assert fail.code == ExitCode.BAD_INPUT
+    assert fail.stderr.startswith(f"kb-sync: error: {kit.dir / 'tiny.md'}: under 500 bytes")
