@@ -46,6 +46,14 @@ def _existing(client: Client, entries: Iterable[KbEntry], own: Ownership) -> set
     return out
 
 
+def _exists(client: Client, doc_id: str) -> bool:
+    try:
+        client.get_document(doc_id)
+        return True
+    except NotFound:
+        return False
+
+
 def _earlier_copies(
     client: Client, gone: Iterable[KbEntry], saved: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, str]:
@@ -92,12 +100,17 @@ def rollback_command(
         return _none_changed(out, src, as_json)
     path = src.label
     if dry_run:
-        _plan(settings, client, out, src, dry_run=True, as_json=as_json)
+        shown = _plan(settings, client, out, src, dry_run=True, as_json=as_json)
+        try:
+            _guard(shown, allow_mass_delete)
+        except GuardRefused as exc:
+            if not as_json:
+                out.write(f"note: the rollback itself would be refused: {exc}\n")
         return ExitCode.OK
     # read-only first: a refusal, or nothing to do, writes nothing (no lease, no record)
     first = _plan(settings, client, out, src, dry_run=False, as_json=as_json, quiet=True)
     _guard(first, allow_mass_delete)
-    if _nothing_to_do(client, first):
+    if _nothing_to_do(first):
         out.write(first.render_skipped())
         out.write("Nothing to roll back: the agent already holds what that run started from.\n")
         event("rollback.nothing_to_do", record=path)
@@ -161,6 +174,9 @@ def _plan(
         rec, str(path), current, existing, settings.namespace, reuse, settings.legacy_namespace
     )
     plan.skipped = list(src.skipped)
+    # what the run created and a later run deleted is not there to delete: left out
+    attached = {e.id for e in current}
+    plan.created = {i: n for i, n in plan.created.items() if i in attached or _exists(client, i)}
     if quiet:
         return plan
     _print(out, plan, dry_run, as_json)
@@ -198,19 +214,12 @@ def _guard(plan: RollbackPlan, allow: bool) -> None:
         )
 
 
-def _nothing_to_do(client: Client, plan: RollbackPlan) -> bool:
+def _nothing_to_do(plan: RollbackPlan) -> bool:
     """The agent already holds what the run started from, and nothing it created is left."""
     fresh = [e for e in plan.recreate if e.id not in plan.reuse]
     desired = [e.id for e in plan.desired(plan.reuse)]  # reused copies in their places
-    if fresh or plan.detach or desired != [e.id for e in plan.current]:
-        return False
-    for doc_id in plan.created:
-        try:
-            client.get_document(doc_id)
-            return False
-        except NotFound:
-            continue
-    return True
+    # plan.created holds only what still exists (_plan): any of it is left to delete
+    return not (fresh or plan.detach or plan.created or desired != [e.id for e in plan.current])
 
 
 def _recreate(plan: RollbackPlan, applier: Applier, client: Client) -> dict[str, str]:
@@ -283,5 +292,8 @@ def _execute(plan: RollbackPlan, applier: Applier, record: RunRecord, done: Done
         requests=record.requests,
     )
     if not done.as_json:
-        out.write(f"Rolled back: knowledge base {len(plan.current)} -> {len(after)} entries.\n")
+        out.write(
+            f"Rolled back: knowledge base {len(plan.current)} -> {len(after)} entries. "
+            f"Record: {record.path}\n"
+        )
     return ExitCode.PARTIAL if partial else ExitCode.OK

@@ -10,6 +10,7 @@ import json
 from sync.emulator import server_error
 
 from .conftest import Kit, para
+from .test_history import run_id_of
 
 
 def texts(kit: Kit) -> dict[str, str]:
@@ -84,3 +85,24 @@ def test_an_incomplete_run_that_changed_the_agent_is_still_refused(kit: Kit) -> 
     kit.backend.clear_faults()
     r = kit.kb("rollback")
     assert r.code == 5 and "is incomplete" in r.stderr
+
+
+def test_a_dry_run_lists_only_deletes_of_what_still_exists_and_names_the_guard(
+    kit: Kit,
+) -> None:
+    kit.write("a.md", para("a1"))
+    first = kit.push()
+    kit.write("a.md", para("a2"))
+    second = kit.push()
+    [x] = [e["id"] for e in kit.managed_kb()]  # created by the second push
+    kit.write("a.md", para("a3"))
+    assert kit.push().code == 0 and x not in kit.backend.docs  # the third deleted it
+    to_second = run_id_of(second.stdout)
+    r = kit.kb("rollback", "--to", to_second, "--dry-run")
+    assert r.code == 0, r.stderr
+    assert f"delete {x}" not in r.stdout
+    # undoing the first push removes every managed entry: the dry run says it would be refused
+    r = kit.kb("rollback", "--to", run_id_of(first.stdout), "--dry-run")
+    assert "would be refused" in r.stdout and "--allow-mass-delete" in r.stdout
+    real = kit.kb("rollback")
+    assert real.code == 0 and "Record: " in real.stdout
