@@ -41,7 +41,6 @@ acceptance: $(STAMP)
 	mkdir -p $(REPORTS)
 	rm -rf $(REPORTS)/allure-results
 	$(FEATURES) --target emulator --junitxml=$(REPORTS)/junit-acceptance.xml
-	@echo "HTML validation report: $(abspath $(REPORTS))/validation-report.html"
 
 # the staging code path: emulator on 127.0.0.1, kb-sync as a subprocess (on a scaled clock)
 features-http: $(STAMP)
