@@ -148,6 +148,11 @@ class Indexer:
                 for t in chunk:
                     self._refused(t, exc.status, str(exc), now)
             return
+        if self.batch is not True and answer and not any(i in answer for i in ids):
+            self._unreadable(sorted(answer)[:3])  # keyed otherwise (guess 31d): one at a time
+            for t in chunk:
+                self._single(t)
+            return
         now = self.clock.now()
         with self._lock:
             self.batch = True
@@ -179,6 +184,20 @@ class Indexer:
             status=exc.status,
             note="the server does not offer POST /v1/convai/knowledge-base/rag-index: "
             "computing and polling one document at a time",
+        )
+
+    def _unreadable(self, keys: list[str]) -> None:
+        with self._lock:
+            if self.batch is False:
+                return
+            self.batch = False
+        event(
+            "index.batch_unreadable",
+            logging.WARNING,
+            keys=keys,
+            note="the batch answer names none of the documents asked for (keyed otherwise than "
+            "by document id, docs/emulator.md guess 31d): computing and polling one document "
+            "at a time",
         )
 
     # -- answers (called holding the lock) ----------------------------------------------------

@@ -76,6 +76,30 @@ def test_a_server_without_the_batch_endpoint_gets_per_document_calls_said_once(
     assert r.stderr.count("index.batch_unavailable") == 1
 
 
+def test_a_batch_answer_that_names_none_of_the_documents_falls_back_to_one_at_a_time(
+    kit: Kit,
+) -> None:
+    """Guess 31d (docs/emulator.md): the answer is keyed by document id. Should the real one be
+    keyed otherwise, every document would wait out --index-wait: fall back instead, said once."""
+    by_position = {"0": {"status": "success", "data": {"id": "x", "status": "succeeded"}}}
+    kit.backend.add_fault(
+        FaultRule(
+            method="POST",
+            path=r"^/v1/convai/knowledge-base/rag-index$",
+            times=None,
+            status=200,
+            body=by_position,
+        )
+    )
+    write_docs(kit, 5)
+    r = kit.push()
+    assert r.code == 0, r.stderr
+    assert len(kit.managed_kb()) == 5
+    assert len(batches(kit)) == 1  # tried once, then never again
+    assert len({c.path for c in singles(kit)}) == 5
+    assert r.stderr.count("index.batch_unreadable") == 1
+
+
 def test_the_fallback_is_said_once_when_several_batches_were_refused_at_once(kit: Kit) -> None:
     kit.backend.set_plan(max_patch_entries=None)
     kit.backend.add_fault(no_batch_index(405))
