@@ -3,10 +3,11 @@
 The server's concurrency limit is not published (it depends on the plan and on what else the
 workspace runs), so the client learns it: every request takes a slot; a 429 answer lowers the
 limit (multiplicative decrease, ``decrease`` x, at least ``floor``), every other answer raises
-it a little (additive increase: +1 after ``limit`` answers, back up to ``ceiling``, the
-``--concurrency`` asked for). Near the limit at which a 429 came last, the increase is
-``probe_every`` times slower, so a run settles just under the server's limit instead of
-hitting it every few requests; once it has grown past it, the memory is dropped.
+it a little (additive increase: +1 after ``limit`` answers to requests sent with every slot
+taken, back up to ``ceiling``, the ``--concurrency`` asked for). Near the limit at which a
+429 came last, the increase is ``probe_every`` times slower, so a run settles just under the
+server's limit instead of hitting it every few requests; once it has grown past it, the memory
+is dropped.
 
 One overload is one decrease: the 429s of requests sent before the last decrease (under the
 higher limit) are old news (``epoch``), as TCP reacts once per round trip. A transport error
@@ -53,9 +54,13 @@ def start(policy: LimitPolicy) -> LimitState:
     return LimitState(slots=max(policy.floor, policy.ceiling))
 
 
-def on_answer(policy: LimitPolicy, state: LimitState) -> LimitState:
+def on_answer(policy: LimitPolicy, state: LimitState, *, busy: bool = True) -> LimitState:
     """An answer that is not a 429: +1 slot per ``slots`` answers (``probe_every`` times
-    slower from one under the last 429's limit), at most the ceiling."""
+    slower from one under the last 429's limit), at most the ceiling. Only answers to
+    requests sent while the limit was in use count (``busy``, as TCP grows its window only
+    when it is full): fewer in flight say nothing of whether one more would pass."""
+    if not busy:
+        return state
     if state.slots >= policy.ceiling:
         return replace(state, slots=policy.ceiling, credit=0)
     near_edge = state.edge is not None and state.slots >= state.edge - 1
@@ -88,10 +93,11 @@ class Slot:
     """One request's hold on a slot; say what came back with :meth:`answered` or
     :meth:`limited` (neither: a transport error, which says nothing of the limit)."""
 
-    __slots__ = ("epoch", "lowered", "outcome")
+    __slots__ = ("busy", "epoch", "lowered", "outcome")
 
-    def __init__(self, epoch: int) -> None:
+    def __init__(self, epoch: int, busy: bool = True) -> None:
         self.epoch = epoch
+        self.busy = busy  # sent with every slot taken: its answer may raise the limit
         self.outcome: str | None = None
         self.lowered = False  # set on release: this request's 429 lowered the limit
 
@@ -119,7 +125,7 @@ class AdaptiveLimiter:
         self._monotonic = monotonic
         self._cond = threading.Condition()
 
-    def _acquire(self) -> int:
+    def _acquire(self) -> tuple[int, bool]:
         give_up = self._monotonic() + self.wait_cap
         with self._cond:
             while self.in_flight >= self.state.slots:  # bounded: wait_cap
@@ -128,7 +134,7 @@ class AdaptiveLimiter:
                     break  # over the limit rather than hang: the server will say so
                 self._cond.wait(remaining)
             self.in_flight += 1
-            return self.state.epoch
+            return self.state.epoch, self.in_flight >= self.state.slots
 
     def _release(self, slot: Slot) -> None:
         with self._cond:
@@ -138,14 +144,14 @@ class AdaptiveLimiter:
                 self.state = on_limited(self.policy, self.state, slot.epoch)
                 slot.lowered = self.state.epoch != before
             elif slot.outcome == "answered":
-                self.state = on_answer(self.policy, self.state)
+                self.state = on_answer(self.policy, self.state, busy=slot.busy)
             free = self.state.slots - self.in_flight
             if free > 0:
                 self._cond.notify(free)  # one waiting worker a free slot
 
     @contextmanager
     def slot(self) -> Iterator[Slot]:
-        held = Slot(self._acquire())
+        held = Slot(*self._acquire())
         try:
             yield held
         finally:

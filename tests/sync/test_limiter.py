@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import pytest
 
@@ -109,9 +110,18 @@ def test_a_429_lowers_the_limiter_and_answers_raise_it_again() -> None:
     with limiter.slot() as other:
         other.answered()
     assert not other.lowered
+    # one request at a time says nothing of whether 5 would pass: the limit stays (so the
+    # limit a run logs as settled is one it used, not one it drifted to while idle)
     for _ in range(100):
         with limiter.slot() as s:
             s.answered()
+    assert limiter.state.slots == 4
+    # requests that fill it, answered: it grows again, up to the ceiling
+    for _ in range(200):
+        with ExitStack() as stack:
+            held = [stack.enter_context(limiter.slot()) for _ in range(limiter.state.slots)]
+            for h in held:
+                h.answered()
     assert limiter.summary() == {
         "limit": 8,
         "ceiling": 8,
@@ -119,6 +129,12 @@ def test_a_429_lowers_the_limiter_and_answers_raise_it_again() -> None:
         "limited": 1,
         "decreases": 1,
     }
+
+
+def test_an_answer_while_the_limit_is_not_in_use_does_not_raise_it() -> None:
+    s = on_limited(P, start(P), sent_epoch=0)
+    assert on_answer(P, s, busy=False) == s
+    assert answers(s, s.slots).slots == s.slots + 1
 
 
 def test_a_transport_error_says_nothing_of_the_limit() -> None:
