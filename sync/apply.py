@@ -76,7 +76,14 @@ class Applier:
         self.opt = options
         self.record = record
         self.indexer = Indexer(client, clock, model, options.index_options())
-        self.deleter = Deleter(client, clock, agent_id, options.linger_attempts, self._kb_ids)
+        self.deleter = Deleter(
+            client,
+            clock,
+            agent_id,
+            options.linger_attempts,
+            self._kb_ids,
+            concurrency=options.concurrency,
+        )
         self.known_ids: dict[str, set[str]] = {}  # name -> ids that existed before the run
         self.folder_id: str | None = None  # new documents go into our folder
         # the run's record in ElevenLabs (:mod:`sync.history`): intent before the PATCH, done
@@ -271,21 +278,29 @@ class Applier:
     # -- 4. delete ---------------------------------------------------------------------------
     def delete_superseded(self, refs: Sequence[Ref]) -> list[dict[str, Any]]:
         """Save each document's content in the record (for a rollback) and store the record
-        in ElevenLabs, then delete: nothing is deleted before the record that can undo it."""
+        in ElevenLabs, then delete: nothing is deleted before the record that can undo it.
+        Reads and deletes go side by side (``--concurrency``); the waits for a lingering
+        dependency end at the run's deadline (:class:`sync.deleting.Deleter`)."""
         self._save_contents(refs)
         if self.history is not None:
             self.history.complete()
-        return [self.deleter.delete(ref) for ref in refs]
+        return self.deleter.delete_all(refs)
 
     def _save_contents(self, refs: Sequence[Ref]) -> None:
-        for ref in refs:
-            if ref.id in self.record.saved:
-                continue
+        def read(ref: Ref) -> str | None:
             try:
-                text = self.client.get_content(ref.id)
+                return self.client.get_content(ref.id)
             except ApiError:
-                continue
-            self.record.saved[ref.id] = {"name": ref.name, "text": text}
+                return None
+
+        todo = [ref for ref in refs if ref.id not in self.record.saved]
+        with ThreadPoolExecutor(
+            max_workers=max(1, min(self.opt.concurrency, len(todo) or 1))
+        ) as pool:
+            texts = list(pool.map(read, todo))
+        for ref, text in zip(todo, texts, strict=True):  # in the plan's order
+            if text is not None:
+                self.record.saved[ref.id] = {"name": ref.name, "text": text}
         if refs:
             self.record.write()
 

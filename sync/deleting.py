@@ -1,14 +1,23 @@
-"""Deleting a superseded document, never one another agent or branch still uses.
+"""Deleting superseded documents, never one another agent or branch still uses.
 
 A ``document_has_dependent_agents`` answer while only our own agent is listed is a lingering
 dependency (the PATCH has not settled yet): retry with a back-off, and force only after the
 dependents were read again right before, and show nobody else.
+
+The documents are deleted side by side, in rounds: each round sends one attempt for every
+document still pending (at most ``concurrency`` at once, through the client's limiter), then
+the round's back-off is waited once for all of them (1, 2, 4, 8 s), so N lingering documents
+take one back-off, not N. The waiting ends at the run's deadline (the client's, the one that
+ends 429 retries inside the lease's TTL): a back-off that would end past it is not waited, and
+every document still lingering is kept (``outcome=kept``, never forced; the next run deletes
+it as an orphan).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .client import Client
@@ -17,6 +26,18 @@ from .errors import ApiError, NotFound, SyncError
 from .log import event
 from .plan import Ref
 from .remote import other_dependents
+
+Deletion = dict[str, Any]  # one document's outcome, as the record's ``deletions`` hold it
+
+
+def back_off(attempt: int) -> float:
+    """Seconds waited after the ``attempt``-th (0-based) lingering answer."""
+    return float(2**attempt)
+
+
+def fits_before(deadline: float, now: float, delay: float) -> bool:
+    """Whether a back-off of ``delay`` seconds started ``now`` ends by ``deadline``."""
+    return now + delay <= deadline
 
 
 class Deleter:
@@ -27,31 +48,71 @@ class Deleter:
         agent_id: str,
         linger_attempts: int,
         attached_now: Callable[[], set[str]] | None = None,
+        *,
+        concurrency: int = 1,
+        deadline: float | None = None,
     ) -> None:
+        """``deadline``: the clock's time after which no back-off is waited (default: the
+        client's run deadline)."""
         self.client, self.clock, self.agent_id = client, clock, agent_id
         self.linger_attempts = linger_attempts
         # the ids our agent uses at this moment (read again, never from the plan)
         self.attached_now = attached_now
+        self.concurrency = max(1, concurrency)
+        self.deadline = client.deadline if deadline is None else deadline
 
-    def delete(self, ref: Ref) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": ref.id,
-            "name": ref.name,
-            "reason": ref.reason,
-            "attempts": 0,
-            "forced": False,
-        }
-        for attempt in range(self.linger_attempts + 1):
-            if attempt == self.linger_attempts:
-                # checked again right before force: nobody else, and not our agent either
-                if self._kept_for_others(ref, out, attempt) or self._attached(ref, out, attempt):
-                    return out
-                out["forced"] = True
-            out["attempts"] = attempt + 1
-            if self._attempt(ref, out, attempt):
-                return out
-            if self._kept_for_others(ref, out, attempt):
-                return out
+    def delete(self, ref: Ref) -> Deletion:
+        return self.delete_all([ref])[0]
+
+    def delete_all(self, refs: Sequence[Ref]) -> list[Deletion]:
+        """Every ref's outcome, in the order of ``refs`` (the record's ``deletions``)."""
+        outs: list[Deletion] = [
+            {"id": r.id, "name": r.name, "reason": r.reason, "attempts": 0, "forced": False}
+            for r in refs
+        ]
+        pending = list(zip(refs, outs, strict=True))
+        workers = max(1, min(self.concurrency, len(pending)))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for attempt in range(self.linger_attempts + 1):
+                if not pending:
+                    break
+                refs_now, outs_now = [r for r, _ in pending], [o for _, o in pending]
+                settled = list(pool.map(self._one, refs_now, outs_now, [attempt] * len(pending)))
+                pending = [p for p, done in zip(pending, settled, strict=True) if not done]
+                if pending:
+                    pending = self._wait(pending, attempt)
+        assert not pending, "a forced attempt always settles"
+        return outs
+
+    def _one(self, ref: Ref, out: Deletion, attempt: int) -> bool:
+        """One round for one document; True when it is settled."""
+        if attempt == self.linger_attempts:
+            # checked again right before force: nobody else, and not our agent either
+            if self._kept_for_others(ref, out, attempt) or self._attached(ref, out, attempt):
+                return True
+            out["forced"] = True
+        out["attempts"] = attempt + 1
+        if self._attempt(ref, out, attempt):
+            return True
+        return self._kept_for_others(ref, out, attempt)
+
+    def _wait(
+        self, pending: list[tuple[Ref, Deletion]], attempt: int
+    ) -> list[tuple[Ref, Deletion]]:
+        """The round's back-off, once for every document still lingering; none past the
+        run's deadline: then each is kept (what is left: nothing)."""
+        delay, now = back_off(attempt), self.clock.now()
+        if not fits_before(self.deadline, now, delay):
+            left = max(0.0, self.deadline - now)
+            why = "still a lingering dependency of this agent at the run's deadline"
+            note = (
+                f"never force-deleted: the run's deadline is near ({left:.0f} s left, the "
+                f"next wait {delay:.0f} s); the next run deletes it"
+            )
+            for ref, out in pending:
+                self._keep(ref, out, attempt, why, note=note)
+            return []
+        for ref, _out in pending:
             event(
                 "delete.attempt",
                 id=ref.id,
@@ -60,8 +121,8 @@ class Deleter:
                 outcome="dependency lingers",
                 retry_in=2**attempt,
             )
-            self.clock.sleep(float(2**attempt))
-        raise AssertionError("unreachable")  # pragma: no cover
+        self.clock.sleep(delay)
+        return pending
 
     def _attempt(self, ref: Ref, out: dict[str, Any], attempt: int) -> bool:
         """One DELETE; True when it is settled (deleted, gone, or failed for good)."""
