@@ -169,23 +169,29 @@ class Client(Requester):
             body={"name": name, "content": content},
         )
 
-    def compute_index(self, doc_id: str, model: str) -> Json:
+    def compute_index(self, doc_id: str, model: str, *, until: float | None = None) -> Json:
         return dict(
             self.request(
                 "POST",
                 f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/rag-index",
                 body={"model": model},
+                until=until,
             )
         )
 
-    def compute_indexes(self, doc_ids: Sequence[str], model: str) -> Json:
+    def compute_indexes(
+        self, doc_ids: Sequence[str], model: str, *, until: float | None = None
+    ) -> Json:
         """The batch get-or-create of the RAG indexes of 1 to 100 documents: the answer, each
         value ``{"status": "success", "data": <index>}`` or ``{"status": "failure",
         "error_code", "error_status", "error_message"}`` [spec], keyed by document id [guess:
-        nothing public names the key; docs/emulator.md row 31d]."""
+        nothing public names the key; docs/emulator.md row 31d]. ``until``: no retry past it
+        (the index wait's deadline)."""
         items = [{"document_id": d, "create_if_missing": True, "model": model} for d in doc_ids]
         return dict(
-            self.request("POST", "/v1/convai/knowledge-base/rag-index", body={"items": items})
+            self.request(
+                "POST", "/v1/convai/knowledge-base/rag-index", body={"items": items}, until=until
+            )
         )
 
     def list_indexes(self, doc_id: str) -> Json:

@@ -78,6 +78,7 @@ class Indexer:
         self._heap: list[tuple[float, int, Track]] = []  # polls, by when they are due
         self._seq = itertools.count()
         self._warned: set[str] = set()
+        self._until: float | None = None  # the index wait's deadline: no retry past it
 
     # -- during the uploads ------------------------------------------------------------------
     def uploaded(self, r: DocResult) -> None:
@@ -136,7 +137,7 @@ class Indexer:
     def _batch(self, chunk: list[Track]) -> None:
         ids = [str(t.r.doc_id) for t in chunk]
         try:
-            answer = self.client.compute_indexes(ids, self.model)
+            answer = self.client.compute_indexes(ids, self.model, until=self._until)
         except SyncError as exc:
             if exc.status in UNAVAILABLE:
                 self._unavailable(exc)
@@ -162,7 +163,7 @@ class Indexer:
     def _single(self, t: Track) -> None:
         """The one-document compute (it is also the poll)."""
         try:
-            idx = self.client.compute_index(str(t.r.doc_id), self.model)
+            idx = self.client.compute_index(str(t.r.doc_id), self.model, until=self._until)
         except NotFound as exc:
             with self._lock:
                 self._refused(t, 404, str(exc), self.clock.now())
@@ -262,7 +263,7 @@ class Indexer:
         """Compute what is still queued and poll until no index is pending, or until
         ``index_wait`` seconds from now (one last round at the deadline)."""
         start = self.clock.now()
-        deadline = start + self.opt.index_wait
+        deadline = self._until = start + self.opt.index_wait
         with self._lock:
             for r in results:
                 if r.doc_id and r.pending and r.doc_id not in self._tracks:

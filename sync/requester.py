@@ -4,7 +4,13 @@ Retries follow :func:`sync.retry.decide`. Requests in flight are bounded by an a
 (:mod:`sync.limiter`): a 429 lowers it, answers raise it again. A 429 that lowered the limit
 (or that carries ``Retry-After``) slows every worker down: a shared back-off, whose end each
 worker meets with its own jitter (:func:`sync.retry.shared_wait`). 429s are bounded by the
-run's deadline (:attr:`Requester.deadline`), not by the attempt budget. Every exchange is
+run's deadline (:attr:`Requester.deadline`), not by the attempt budget. A request given an
+end (``until``: an index poll, by the index wait's deadline) waits for no retry past it.
+
+A server that goes away mid-run: the first request that meets a refused connection spends its
+attempts; once one has, the server is taken as gone for the run, and a later refused request
+fails after its one attempt (until the server answers again). The first request of a run
+fails at once on a refused connection anyway (a wrong URL, not a hiccup). Every exchange is
 counted and can be recorded, with no headers, so the API key never reaches a record.
 """
 
@@ -29,6 +35,7 @@ from .log import event, redact, register_secret
 from .retry import RetryPolicy, decide, parse_retry_after, shared_wait
 
 Json = dict[str, Any]
+GONE = "connection refused"  # a request that ran out of attempts on it: the server is gone
 
 
 class Requester:
@@ -64,6 +71,7 @@ class Requester:
         self.requests_sent = 0
         self.writes_sent = 0
         self._answered = False  # has the server answered anything yet (a wrong URL fails fast)
+        self.server_gone = False  # a request ran out of attempts on a refused connection
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -93,11 +101,13 @@ class Requester:
         body: Json | None = None,
         idempotent: bool = True,
         expect_json: bool = True,
+        until: float | None = None,
     ) -> Any:
         """One API call with bounded retries (:func:`sync.retry.decide`); the answer's body.
 
         Bounded: 5xx and transport errors by ``policy.max_attempts``, 429s by the run's
-        deadline and ``policy.max_limited`` (each retry waits > 0 on the clock)."""
+        deadline and ``policy.max_limited`` (each retry waits > 0 on the clock); with
+        ``until`` (the clock's time), no retry whose wait would end past it."""
         attempt = 0  # failures that use up the attempt budget
         limited = 0  # 429s of this request
         while True:
@@ -122,19 +132,21 @@ class Requester:
                 requests.exceptions.ChunkedEncodingError,
             ) as exc:
                 self._record(method, path, params, body, None, None, str(exc), took)
-                delay = self._after_transport_error(method, path, exc, attempt, idempotent)
+                delay = self._after_transport_error(method, path, exc, attempt, idempotent, until)
                 attempt += 1
             else:
-                self._answered = True
+                self._answered, self.server_gone = True, False
                 payload = payload_of(resp, expect_json)
                 self._record(method, path, params, body, resp.status_code, payload, None, took)
                 if resp.status_code < 400:
                     return checked(method, path, resp, payload, expect_json)
                 if resp.status_code == 429:
-                    delay = self._after_429(method, path, resp, attempt, limited, slot.lowered)
+                    delay = self._after_429(
+                        method, path, resp, attempt, limited, slot.lowered, until
+                    )
                     limited += 1
                 else:
-                    delay = self._after_error_status(method, path, resp, attempt, idempotent)
+                    delay = self._after_error_status(method, path, resp, attempt, idempotent, until)
                     attempt += 1
             self.clock.sleep(delay)
 
@@ -146,15 +158,33 @@ class Requester:
             level = logging.INFO if summary["limited"] else logging.DEBUG
             event("concurrency.settled", level, **summary)
 
+    def _within(self, delay: float | None, until: float | None) -> float | None:
+        """``delay``, unless a wait that long would end past ``until``."""
+        if delay is None or until is None or self.clock.now() + delay <= until:
+            return delay
+        return None
+
     def _after_transport_error(
-        self, method: str, path: str, exc: Exception, attempt: int, idempotent: bool
+        self,
+        method: str,
+        path: str,
+        exc: Exception,
+        attempt: int,
+        idempotent: bool,
+        until: float | None = None,
     ) -> float:
         """The delay before the next attempt, or the error when there is none."""
         kind = transport_kind(exc)
         delay = decide(self.policy, attempt, transport_error=True, idempotent=idempotent)
         if kind in FATAL_FIRST and not self._answered:  # a wrong URL, not a hiccup
             delay = None
-        if delay is not None or attempt:  # failing at once, the error line says it all
+        known_gone = kind == GONE and self.server_gone
+        if known_gone:
+            delay = None
+        delay = self._within(delay, until)
+        if kind == GONE and delay is None and attempt + 1 >= self.policy.max_attempts:
+            self.server_gone = True  # this request refused every attempt: the next need one
+        if delay is not None or attempt or known_gone:  # else the error line says it all
             event(
                 "http.transport_error",
                 logging.WARNING,
@@ -163,6 +193,11 @@ class Requester:
                 attempt=attempt + 1,
                 error=type(exc).__name__,
                 retry_in=None if delay is None else round(delay, 2),
+                **(
+                    {"note": "an earlier request of this run was refused every attempt"}
+                    if known_gone
+                    else {}
+                ),
             )
         if delay is None:
             parts = urlsplit(self.base_url)
@@ -178,10 +213,17 @@ class Requester:
         return delay
 
     def _after_error_status(
-        self, method: str, path: str, resp: requests.Response, attempt: int, idempotent: bool
+        self,
+        method: str,
+        path: str,
+        resp: requests.Response,
+        attempt: int,
+        idempotent: bool,
+        until: float | None = None,
     ) -> float:
         err = error_from(resp)
         delay = decide(self.policy, attempt, status=resp.status_code, idempotent=idempotent)
+        delay = self._within(delay, until)
         if delay is None:
             raise err
         self._retry_event(method, path, resp.status_code, err, attempt + 1, delay)
@@ -195,17 +237,20 @@ class Requester:
         attempt: int,
         limited: int,
         lowered: bool,
+        until: float | None = None,
     ) -> float:
-        """A 429 (not processed): retried until the run's deadline, whatever the attempts."""
+        """A 429 (not processed): retried until the run's deadline (or the request's end),
+        whatever the attempts."""
         err = error_from(resp)
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        end = self.deadline if until is None else min(self.deadline, until)
         delay = decide(
             self.policy,
             attempt,
             status=429,
             retry_after=retry_after,
             limited=limited,
-            remaining=self.deadline - self.clock.now(),
+            remaining=end - self.clock.now(),
         )
         if delay is None:
             raise err
