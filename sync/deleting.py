@@ -124,7 +124,7 @@ class Deleter:
         self.clock.sleep(delay)
         return pending
 
-    def _attempt(self, ref: Ref, out: dict[str, Any], attempt: int) -> bool:
+    def _attempt(self, ref: Ref, out: Deletion, attempt: int) -> bool:
         """One DELETE; True when it is settled (deleted, gone, or failed for good)."""
         try:
             self.client.delete_document(ref.id, force=out["forced"])
@@ -164,7 +164,7 @@ class Deleter:
                 return True
         return False
 
-    def _attached(self, ref: Ref, out: dict[str, Any], attempt: int) -> bool:
+    def _attached(self, ref: Ref, out: Deletion, attempt: int) -> bool:
         """Our agent points at the doc again (another run or a person put it back): forcing
         would detach it from the agent and leave its file with no document."""
         if self.attached_now is None:
@@ -180,7 +180,7 @@ class Deleter:
         return self._keep(ref, out, attempt, why, note=f"never force-deleted: {why}")
 
     @staticmethod
-    def _keep(ref: Ref, out: dict[str, Any], attempt: int, why: str, **fields: Any) -> bool:
+    def _keep(ref: Ref, out: Deletion, attempt: int, why: str, **fields: Any) -> bool:
         out["outcome"], out["kept_because"] = "kept", why
         event(
             "delete.attempt",
@@ -193,7 +193,7 @@ class Deleter:
         )
         return True
 
-    def _kept_for_others(self, ref: Ref, out: dict[str, Any], attempt: int) -> bool:
+    def _kept_for_others(self, ref: Ref, out: Deletion, attempt: int) -> bool:
         try:
             others = other_dependents(self.client, ref.id, self.agent_id)
         except ApiError as exc:
