@@ -104,7 +104,10 @@ class Deleter:
         delay, now = back_off(attempt), self.clock.now()
         if not fits_before(self.deadline, now, delay):
             left = max(0.0, self.deadline - now)
-            why = "still a lingering dependency of this agent at the run's deadline"
+            why = (
+                "still a lingering dependency of this agent at the run's deadline; the next "
+                "run deletes it"
+            )
             note = (
                 f"never force-deleted: the run's deadline is near ({left:.0f} s left, the "
                 f"next wait {delay:.0f} s); the next run deletes it"
