@@ -14,7 +14,7 @@ import responses
 
 from sync.client import Client
 from sync.clock import FakeClock
-from sync.emulator import Backend
+from sync.emulator import Backend, FaultRule
 from sync.errors import ExitCode, ServerError, TransportError
 from tests.canary import CANARY_KEY
 
@@ -152,3 +152,31 @@ def test_a_server_gone_during_the_index_wait_is_reported_without_spending_every_
     waited = [float(w) for w in re.findall(r"index\.progress .*waited=([\d.]+)", r.stderr)]
     assert waited and max(waited) <= 30.0, waited
     assert not any(a[0] == "PATCH" for a in gone.attempts)  # nothing attached
+
+
+def test_index_polls_answered_5xx_are_not_retried_past_the_index_wait(kit: Kit) -> None:
+    """A server that answers every poll 503 during the wait: each poll keeps its retries, but
+    none waits past the index deadline (the wait's last round sends one attempt)."""
+    kit.write("a.md", para("a"))
+    assert kit.push().code == 0
+    kit.write("a.md", para("a2"))
+    kit.backend.set_index_behaviour("kb-sync:a.md", "stuck")
+    seen = {"rag": 0}
+
+    def busy_from_the_third(backend, call):  # type: ignore[no-untyped-def]
+        if call.method == "POST" and call.path == "/v1/convai/knowledge-base/rag-index":
+            seen["rag"] += 1
+            if seen["rag"] == 2:
+                backend.add_fault(
+                    FaultRule("POST", r"/knowledge-base/rag-index$", times=None, status=503)
+                )
+
+    kit.backend.after_request.append(busy_from_the_third)
+    r = kit.push("--index-wait", "30")
+    kit.backend.after_request.clear()
+    kit.backend.clear_faults()
+    assert r.code == ExitCode.PARTIAL, r.stderr  # the old version is kept
+    retried = [c for c in kit.backend.calls if c.status == 503]
+    assert len(retried) > 1  # the 503s were retried, within the wait
+    waited = [float(w) for w in re.findall(r"index\.progress .*waited=([\d.]+)", r.stderr)]
+    assert waited and max(waited) <= 30.0, waited
