@@ -62,9 +62,16 @@ class Pages:
 
     def next(self, page: Any) -> str | None:
         """The cursor of the next page, or None when this was the last one."""
-        cursor = page.get("next_cursor") if isinstance(page, dict) else None
-        if not isinstance(page, dict) or not page.get("has_more") or not cursor:
+        if not isinstance(page, dict) or not page.get("has_more"):
             return None
+        cursor = page.get("next_cursor")
+        if not cursor:  # stopping here would read a cut listing as the whole of it
+            raise ApiError(
+                f"the server's answer to {self.what}: has_more is true but no next_cursor; "
+                "stopped instead of reading the listing as complete; check ELEVENLABS_BASE_URL "
+                "points at the ElevenLabs API",
+                code="bad_response",
+            )
         cursor = str(cursor)
         if cursor in self.seen:
             raise ApiError(

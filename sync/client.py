@@ -12,10 +12,12 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import quote
 
+from . import shapes
 from .answers import Pages
 from .errors import ApiError, ServerError, TransportError
 from .log import event
 from .requester import Json, Requester
+from .shapes import Shape
 
 __all__ = ["PAGE_SIZE", "Client", "Json"]
 
@@ -23,31 +25,32 @@ PAGE_SIZE = 100
 
 
 class Client(Requester):
-    """The API's operations (knowledge base, RAG indexes, agents, folders)."""
+    """The API's operations (knowledge base, RAG indexes, agents, folders). Every answer kb-sync
+    reads is checked against its shape (:mod:`sync.shapes`) here, once: a wrong one is one
+    error line naming the endpoint, never a ``KeyError`` downstream or a listing read as empty."""
+
+    def read(self, method: str, path: str, shape: Shape, **kwargs: Any) -> Json:
+        """One request whose answer must have ``shape``."""
+        return shapes.read(self.request(method, path, **kwargs), f"{method} {path}", shape)
 
     # -- agents ----------------------------------------------------------------------------
     def get_agent(self, agent_id: str) -> Json:
-        return dict(self.request("GET", f"/v1/convai/agents/{quote(agent_id, safe='')}"))
+        return self.read("GET", f"/v1/convai/agents/{quote(agent_id, safe='')}", shapes.AGENT)
 
     def patch_agent_kb(self, agent_id: str, knowledge_base: list[Json]) -> Json:
+        """The answer is not read (the agent is read back): not checked."""
         body = {"conversation_config": {"agent": {"prompt": {"knowledge_base": knowledge_base}}}}
         return dict(
             self.request("PATCH", f"/v1/convai/agents/{quote(agent_id, safe='')}", body=body)
         )
 
     def agent_kb_size(self, agent_id: str) -> Json:
-        return dict(
-            self.request("GET", f"/v1/convai/agent/{quote(agent_id, safe='')}/knowledge-base/size")
-        )
+        path = f"/v1/convai/agent/{quote(agent_id, safe='')}/knowledge-base/size"
+        return self.read("GET", path, shapes.KB_SIZE)
 
     def rag_query(self, agent_id: str, query: str) -> Json:
-        return dict(
-            self.request(
-                "POST",
-                f"/v1/convai/agents/{quote(agent_id, safe='')}/knowledge-base/rag-query",
-                body={"query": query},
-            )
-        )
+        path = f"/v1/convai/agents/{quote(agent_id, safe='')}/knowledge-base/rag-query"
+        return self.read("POST", path, shapes.RAG_QUERY, body={"query": query})
 
     # -- documents -------------------------------------------------------------------------
     def list_documents(
@@ -71,14 +74,14 @@ class Client(Requester):
                 params["types"] = list(types)
             if cursor:
                 params["cursor"] = cursor
-            page = self.request("GET", "/v1/convai/knowledge-base", params=params)
-            yield from page.get("documents", [])
+            page = self.read("GET", "/v1/convai/knowledge-base", shapes.LISTING, params=params)
+            yield from page["documents"]
             cursor = pages.next(page)
             if cursor is None:
                 return
 
     def get_document(self, doc_id: str) -> Json:
-        return dict(self.request("GET", f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}"))
+        return self.read("GET", f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}", shapes.DOC)
 
     def get_content(self, doc_id: str) -> str:
         return str(
@@ -123,14 +126,13 @@ class Client(Requester):
                     return {"id": found[0]["id"], "name": name}
                 self.clock.sleep(self.policy.base * 2**attempt)
             try:
-                return dict(
-                    self.request(
-                        "POST",
-                        "/v1/convai/knowledge-base/text",
-                        body={"text": text, "name": name}
-                        | ({"parent_folder_id": parent_folder_id} if parent_folder_id else {}),
-                        idempotent=False,
-                    )
+                return self.read(
+                    "POST",
+                    "/v1/convai/knowledge-base/text",
+                    shapes.CREATED,
+                    body={"text": text, "name": name}
+                    | ({"parent_folder_id": parent_folder_id} if parent_folder_id else {}),
+                    idempotent=False,
                 )
             except (ServerError, TransportError) as exc:
                 last = exc
@@ -149,8 +151,8 @@ class Client(Requester):
         body: Json = {"name": name}
         if parent_folder_id:
             body["parent_folder_id"] = parent_folder_id
-        return dict(
-            self.request("POST", "/v1/convai/knowledge-base/folder", body=body, idempotent=False)
+        return self.read(
+            "POST", "/v1/convai/knowledge-base/folder", shapes.CREATED, body=body, idempotent=False
         )
 
     def move_document(self, doc_id: str, folder_id: str | None) -> None:
@@ -170,14 +172,8 @@ class Client(Requester):
         )
 
     def compute_index(self, doc_id: str, model: str, *, until: float | None = None) -> Json:
-        return dict(
-            self.request(
-                "POST",
-                f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/rag-index",
-                body={"model": model},
-                until=until,
-            )
-        )
+        path = f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/rag-index"
+        return self.read("POST", path, shapes.INDEX, body={"model": model}, until=until)
 
     def compute_indexes(
         self, doc_ids: Sequence[str], model: str, *, until: float | None = None
@@ -195,21 +191,16 @@ class Client(Requester):
         )
 
     def list_indexes(self, doc_id: str) -> Json:
-        return dict(
-            self.request("GET", f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/rag-index")
-        )
+        path = f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/rag-index"
+        return self.read("GET", path, shapes.INDEXES)
 
     def rag_overview(self) -> Json:
-        return dict(self.request("GET", "/v1/convai/knowledge-base/rag-index"))
+        return self.read("GET", "/v1/convai/knowledge-base/rag-index", shapes.OVERVIEW)
 
     def dependent_agents(self, doc_id: str, cursor: str | None = None) -> Json:
-        return dict(
-            self.request(
-                "GET",
-                f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/dependent-agents",
-                params={"cursor": cursor} if cursor else None,
-            )
-        )
+        path = f"/v1/convai/knowledge-base/{quote(doc_id, safe='')}/dependent-agents"
+        params = {"cursor": cursor} if cursor else None
+        return self.read("GET", path, shapes.DEPENDENTS, params=params)
 
     def delete_document(self, doc_id: str, *, force: bool = False) -> None:
         params = {"force": "true"} if force else None

@@ -151,8 +151,22 @@ def test_create_after_connection_error_creates_when_absent(client: Client) -> No
 
 @responses.activate
 def test_listing_pages_with_cursor_and_prefix(client: Client) -> None:
-    responses.get(KB, json={"documents": [{"id": "1"}], "has_more": True, "next_cursor": "c1"})
-    responses.get(KB, json={"documents": [{"id": "2"}], "has_more": False, "next_cursor": None})
+    responses.get(
+        KB,
+        json={
+            "documents": [{"id": "1", "name": "kb-sync:a.md#0"}],
+            "has_more": True,
+            "next_cursor": "c1",
+        },
+    )
+    responses.get(
+        KB,
+        json={
+            "documents": [{"id": "2", "name": "kb-sync:b.md#0"}],
+            "has_more": False,
+            "next_cursor": None,
+        },
+    )
     assert [d["id"] for d in client.list_documents(search="kb-sync:")] == ["1", "2"]
     first, second = (str(c.request.url) for c in responses.calls)
     assert "page_size=100" in first and "search=kb-sync%3A" in first
@@ -162,7 +176,7 @@ def test_listing_pages_with_cursor_and_prefix(client: Client) -> None:
 @responses.activate
 def test_requests_conform_to_the_spec(client: Client) -> None:
     responses.post(f"{KB}/text", json={"id": "d1", "name": "n"})
-    responses.post(f"{KB}/d1/rag-index", json={})
+    responses.post(f"{KB}/d1/rag-index", json={"id": "i", "status": "created"})
     responses.patch(f"{BASE}/v1/convai/agents/a1", json={})
     responses.delete(f"{KB}/d1", json={})
     client.create_text("n", "hello")
