@@ -18,7 +18,7 @@ from .config import load_settings
 from .errors import ConfigError, ExitCode, SyncError
 from .limiter import DEFAULT_CONCURRENCY
 from .log import event, redact, register_secret, setup
-from .parser import build_parser
+from .parser import build_parser, log_format_problem
 from .retry import RetryPolicy, run_budget
 
 # Imported where a command needs them (`--help`, `plan` and `status` never load generate and
@@ -54,6 +54,9 @@ def run(
     args = build_parser(env, generate=False).parse_args(argv)
     if args.command == "generate":  # its options only now: the package loads Jinja2
         args = build_parser(env).parse_args(argv)
+    bad_format = log_format_problem(args)
+    if bad_format:  # before any line is logged in a format nobody asked for
+        return _report_error(ConfigError(bad_format), "human")
     setup(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
     try:
         if args.command == "emulator":

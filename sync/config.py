@@ -57,6 +57,12 @@ def is_loopback(host: str | None) -> bool:
 
 
 def check_base_url(url: str) -> str:
+    if "://" not in url:  # `api.elevenlabs.io`: read as a path (or a scheme), not a host
+        host = url.split("/", 1)[0] or "api.elevenlabs.io"
+        raise ConfigError(
+            f"ELEVENLABS_BASE_URL={url!r} is not a URL: it has no scheme; set it to "
+            f"https://{host} (e.g. https://api.elevenlabs.io) or unset it"
+        )
     parts = urlsplit(url)
     try:
         parts.port  # noqa: B018 - raises on a port that is not a number in 0..65535

@@ -65,12 +65,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ExitCode.BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
+LOG_FORMATS = ("human", "json")
+
+
+def log_format_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the log format, or None. argparse checks ``--log-format``'s choices,
+    not a default: a bad ``KB_SYNC_LOG_FORMAT`` (the default) is refused here, like the option."""
+    if args.log_format in LOG_FORMATS:
+        return None
+    return (
+        f"KB_SYNC_LOG_FORMAT={args.log_format!r} is not a log format; set it to human or json "
+        "(like --log-format), or unset it"
+    )
+
+
 def _logging_options(parser: argparse.ArgumentParser, env: Mapping[str, str], top: bool) -> None:
     # subcommands SUPPRESS their defaults so `kb-sync --log-format json push` is kept
     parser.add_argument(
         "--log-format",
-        choices=("human", "json"),
-        default=env.get("KB_SYNC_LOG_FORMAT", "human") if top else argparse.SUPPRESS,
+        choices=LOG_FORMATS,
+        default=(env.get("KB_SYNC_LOG_FORMAT", "").strip() or "human")
+        if top
+        else argparse.SUPPRESS,
         help="log lines for people (default) or one JSON object a line (cron)",
     )
     parser.add_argument(

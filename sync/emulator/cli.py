@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import secrets
 import signal
@@ -31,9 +32,40 @@ def _limit(value: str) -> int:
     return int(value)
 
 
+EXIT_BAD_INPUT = 5  # kb-sync's exit code of a usage mistake (sync.errors.ExitCode.BAD_INPUT)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # a usage mistake: one line, exit 5, like kb-sync's
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _port(value: str) -> int:
+    if not value.isdigit() or int(value) > 65535:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a port number (0 to 65535; 0 picks a free one)"
+        )
+    return int(value)
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """The one line for a port the server cannot take: who holds it, and the fix."""
+    where = f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        return (
+            f"kb-sync emulator: error: cannot listen on {where}: the address is already in use "
+            "(another emulator or server holds it); pass another --port (--port 0 picks a free "
+            "one), or stop what holds it"
+        )
+    return (
+        f"kb-sync emulator: error: cannot listen on {where} ({exc.strerror or exc}); pass "
+        "another --port (--port 0 picks a free one) or --host"
+    )
+
+
 def configure(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port (default 0: pick a free one)")
+    parser.add_argument("--port", type=_port, default=0, help="port (default 0: pick a free one)")
     parser.add_argument("--api-key", default=None, help="API key to accept (default: generated)")
     parser.add_argument(
         "--agent-id", default=None, help="id of the seeded agent (default: generated)"
@@ -78,7 +110,11 @@ def run(args: argparse.Namespace) -> int:
         prompt=AGENT_PROMPT,
         first_message=FIRST_MESSAGE,
     )
-    server = serve(backend, host=args.host, port=args.port, verbose=getattr(args, "verbose", False))
+    try:
+        server = serve(backend, args.host, args.port, verbose=getattr(args, "verbose", False))
+    except OSError as exc:
+        sys.stderr.write(_cannot_listen(args.host, args.port, exc) + "\n")
+        return EXIT_BAD_INPUT
     stop = threading.Event()
 
     def _stop(signum: int, frame: Any) -> None:
@@ -113,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return replay(argv[1:])
     parser = configure(
-        argparse.ArgumentParser(
+        _Parser(
             prog="kb-sync emulator",
             description="Serve a local fake of the ElevenLabs knowledge-base and agent API on "
             "loopback, with one RAG-enabled agent seeded, for tests and demos. It prints the "
