@@ -58,10 +58,11 @@ def is_loopback(host: str | None) -> bool:
 
 def check_base_url(url: str) -> str:
     if "://" not in url:  # `api.elevenlabs.io`: read as a path (or a scheme), not a host
-        host = url.split("/", 1)[0] or "api.elevenlabs.io"
+        fixed = "https://" + (url.split("/", 1)[0] or "api.elevenlabs.io")
+        also = "" if fixed == DEFAULT_BASE_URL else f" (the ElevenLabs API: {DEFAULT_BASE_URL})"
         raise ConfigError(
-            f"ELEVENLABS_BASE_URL={url!r} is not a URL: it has no scheme; set it to "
-            f"https://{host} (e.g. https://api.elevenlabs.io) or unset it"
+            f"ELEVENLABS_BASE_URL={url!r} is not a URL: it has no scheme; set it to {fixed}"
+            f"{also} or unset it"
         )
     parts = urlsplit(url)
     try:
