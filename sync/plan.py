@@ -83,6 +83,8 @@ class Plan:
     folder: Layout = field(default_factory=lambda: Layout("", None))
     moves: list[Ref] = field(default_factory=list)  # managed docs kept, outside the folder
     entries_after: int = 0  # the agent's knowledge-base entries once applied
+    # files of the folder a person may take for synced ones (UPPER.MD, x.markdown): not synced
+    unsynced: tuple[str, ...] = ()
 
     def is_stale(self, current: list[KbEntry] | tuple[KbEntry, ...]) -> bool:
         """The agent's owned entries are no longer those the plan was made on."""
@@ -140,7 +142,7 @@ class Plan:
             "items": [i.to_dict() for i in self.items],
             "orphans": [o.to_dict() for o in self.orphans],
             "legacy": [o.to_dict() for o in self.legacy],
-        }
+        } | ({"unsynced": list(self.unsynced)} if self.unsynced else {})
 
     def render(self) -> str:
         marks = {
@@ -187,6 +189,11 @@ class Plan:
                 "(the old script's uploads); --adopt-legacy replaces them:"
             )
             lines.extend(f"    {o.name} [{o.id}]" for o in self.legacy)
+        if self.unsynced:
+            lines.append(
+                f"note: {len(self.unsynced)} files look like markdown but are not synced (only "
+                f"*.md is): {', '.join(self.unsynced)}; rename them to *.md to sync them"
+            )
         if self.moves:
             lines.append(f"move into folder {self.folder.name} ({len(self.moves)}):")
             lines.extend(f"  > {m.name} [{m.id}]" for m in self.moves)

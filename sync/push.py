@@ -28,7 +28,7 @@ from .errors import (
 from .guards import refuses_mass_delete
 from .history import HistoryWriter
 from .lease import writing
-from .local import LocalDoc, read_folder
+from .local import Folder, LocalDoc, read_folder
 from .lock import agent_lock, lock_path
 from .log import event
 from .plan import Plan, Snapshot
@@ -132,7 +132,7 @@ def run_plan(
     """Read the folder (unless ``local`` was read already: a re-plan) and ElevenLabs; plan."""
     opts = args.options or Options()
     if local is None:
-        local = read_folder(args.dir)
+        local = folder = read_folder(args.dir)
         if not local:
             event(
                 "folder.empty",
@@ -140,6 +140,7 @@ def run_plan(
                 dir=str(args.dir),
                 note="no *.md files in the folder: the plan removes every managed document",
             )
+        folder.log_skipped(args.dir)  # after folder.empty: the first word is that one
         check_small(local, opts.small_docs, Path(args.dir))
     snap = take_snapshot(
         client, settings, local, strict=args.strict_hash, concurrency=opts.concurrency
@@ -154,6 +155,8 @@ def run_plan(
         adopt_legacy=args.adopt_legacy,
         legacy_namespace=settings.legacy_namespace,
     )
+    if isinstance(local, Folder) and local.markdown_like:  # said in the plan, not synced
+        plan = replace(plan, unsynced=local.markdown_like)
     event("plan", summary=plan.summary(), local_docs=len(local), strict_hash=args.strict_hash)
     return plan, local, snap
 

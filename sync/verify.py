@@ -120,6 +120,7 @@ class _Audit:
 
 def audit(client: Client, settings: Settings, folder: str) -> dict[str, Any]:
     local = read_folder(folder)
+    local.log_skipped(folder)
     agent = read_agent(client, settings)
     kb = agent.entries
     run = _Audit(client, settings, agent.embedding_model or settings.embedding_model)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sync.config import default_namespace, load_settings
 from sync.errors import ConfigError, GuardRefused, InputError
 from sync.local import read_folder
+
+from .conftest import Kit, para
 
 OK = {"ELEVENLABS_API_KEY": "k" * 12, "ELEVENLABS_AGENT_ID": "agent_abc"}
 
@@ -129,3 +133,52 @@ def test_missing_or_unreadable_folder(tmp_path: Path) -> None:
         locked.chmod(0)
         with pytest.raises(InputError, match="cannot be read"):
             read_folder(locked)
+
+
+def _skipped_events(stderr: str) -> list[dict[str, Any]]:
+    events = [json.loads(ln) for ln in stderr.splitlines() if ln.startswith("{")]
+    return [e for e in events if e.get("event") == "folder.skipped"]
+
+
+def test_entries_that_are_not_md_files_are_named_in_one_warning_not_synced(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    for name in ("UPPER.MD", "x.markdown", "notes.txt", "Q.Md"):
+        kit.write(name, para(name))
+    (kit.dir / "sub.md").mkdir()
+    (kit.dir / ".gitkeep").write_text("")  # hidden: not content, not named
+    r = kit.kb("--log-format", "json", "plan", "--dir", str(kit.dir), "--json")
+    assert r.code == 0, r.stderr
+    (warning,) = _skipped_events(r.stderr)
+    assert warning["level"] == "warning"
+    assert warning["files"] == ["Q.Md", "UPPER.MD", "notes.txt", "sub.md/", "x.markdown"]
+    assert "only *.md files are synced" in warning["note"]
+    plan = r.json()["plan"]
+    assert [i["file"] for i in plan["items"]] == ["a.md"]  # the contract: *.md only
+    assert plan["unsynced"] == ["Q.Md", "UPPER.MD", "x.markdown"]
+
+
+def test_the_plan_names_markdown_files_that_are_not_synced(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    kit.write("UPPER.MD", para("u"))
+    kit.write("x.markdown", para("x"))
+    r = kit.kb("plan", "--dir", str(kit.dir))
+    assert r.code == 0, r.stderr
+    note = [ln for ln in r.stdout.splitlines() if ln.startswith("note:") and "UPPER.MD" in ln]
+    assert note and "x.markdown" in note[0] and "rename" in note[0], r.stdout
+    assert sum("folder.skipped" in ln for ln in r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_a_folder_of_md_files_only_says_nothing_about_skipped_ones(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    r = kit.kb("--log-format", "json", "plan", "--dir", str(kit.dir), "--json")
+    assert r.code == 0 and _skipped_events(r.stderr) == [], r.stderr
+    assert "unsynced" not in r.json()["plan"]
+
+
+def test_a_long_list_of_skipped_names_is_cut_in_the_warning(kit: Kit) -> None:
+    kit.write("a.md", para("a"))
+    for i in range(30):
+        kit.write(f"n{i:02}.txt", "x")
+    r = kit.kb("--log-format", "json", "plan", "--dir", str(kit.dir))
+    (warning,) = _skipped_events(r.stderr)
+    assert warning["count"] == 30 and len(warning["files"]) == 20, warning
