@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from . import shapes
 from .answers import Pages
 from .client import Client
 from .clock import Clock
@@ -46,16 +47,15 @@ class AgentTestsApi:
             params: Json = {"page_size": PAGE_SIZE, "search": search}
             if cursor:
                 params["cursor"] = cursor
-            page = self.client.request("GET", "/v1/convai/agent-testing", params=params)
-            yield from page.get("tests") or []
+            page = self.client.read("GET", "/v1/convai/agent-testing", shapes.TESTS, params=params)
+            yield from page["tests"]
             cursor = pages.next(page)
             if cursor is None:
                 return
 
     def create(self, body: Json) -> str:
-        answer = self.client.request(
-            "POST", "/v1/convai/agent-testing/create", body=body, idempotent=False
-        )
+        path = "/v1/convai/agent-testing/create"
+        answer = self.client.read("POST", path, shapes.TEST_CREATED, body=body, idempotent=False)
         return str(answer["id"])
 
     def delete(self, test_id: str) -> None:
@@ -64,11 +64,11 @@ class AgentTestsApi:
     def run(self, agent_id: str, test_ids: Sequence[str]) -> Json:
         path = f"/v1/convai/agents/{quote(agent_id, safe='')}/run-tests"
         body = {"tests": [{"test_id": t} for t in test_ids]}
-        return dict(self.client.request("POST", path, body=body, idempotent=False))
+        return self.client.read("POST", path, shapes.INVOCATION, body=body, idempotent=False)
 
     def invocation(self, invocation_id: str) -> Json:
         path = f"/v1/convai/test-invocations/{quote(invocation_id, safe='')}"
-        return dict(self.client.request("GET", path))
+        return self.client.read("GET", path, shapes.INVOCATION)
 
 
 # --------------------------------------------------------------------------- pure parts

@@ -173,6 +173,21 @@ DEPENDENTS = Shape(  # GetKnowledgeBaseDependentAgentsResponseModel
     )
 )
 RAG_QUERY = Shape((_items("chunks"),))  # AgentKnowledgeBaseRagQueryResponseModel
+# verify --agent-tests (sync.agent_tests): the tests page, a created test, a run's invocation
+TESTS = Shape(  # GetTestsPageResponseModel
+    (
+        _items("tests", Field("id", "string"), Field("name", "string")),
+        Field("has_more", "boolean"),
+        _opt("next_cursor", "string"),
+    )
+)
+TEST_CREATED = Shape((Field("id", "string"),))  # CreateAgentTestResponseModel
+INVOCATION = Shape(  # GetTestSuiteInvocationResponseModel
+    (
+        Field("id", "string"),
+        _items("test_runs", _opt("test_id", "string"), _opt("status", "string")),
+    )
+)
 
 SHAPES: Mapping[str, Shape] = {  # the schema each shape follows: tests/contract checks them
     "GetKnowledgeBaseListResponseModel": LISTING,
@@ -184,4 +199,7 @@ SHAPES: Mapping[str, Shape] = {  # the schema each shape follows: tests/contract
     "GetAgentKnowledgebaseSizeResponseModel": KB_SIZE,
     "GetKnowledgeBaseDependentAgentsResponseModel": DEPENDENTS,
     "AgentKnowledgeBaseRagQueryResponseModel": RAG_QUERY,
+    "GetTestsPageResponseModel": TESTS,
+    "CreateAgentTestResponseModel": TEST_CREATED,
+    "GetTestSuiteInvocationResponseModel": INVOCATION,
 }

@@ -161,3 +161,26 @@ def test_a_wrong_shaped_dependents_answer_keeps_the_superseded_doc(kit: Kit) -> 
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
     assert old <= set(kit.backend.docs), "a doc whose users are unknown was deleted"
     assert r.code == 3, r.stderr
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "said"),
+    [
+        ("POST", r"/run-tests$", {"weird": 1}, "has no string 'id'"),
+        ("POST", r"/agent-testing/create$", {"name": "t"}, "has no string 'id'"),
+        ("GET", r"/agent-testing$", {"tests": [{"id": 1}], "has_more": False}, "tests[0] has"),
+    ],
+    ids=["run", "create", "listing"],
+)
+def test_verify_agent_tests_refuse_a_wrong_shaped_answer(
+    kit: Kit, method: str, path: str, body: dict[str, Any], said: str
+) -> None:
+    kit.write("a.md", para("a"))
+    assert kit.push().code == 0
+    questions = kit.dir.parent / "q.toml"
+    questions.write_text('[[question]]\nask = "a?"\nexpect = ["Раздел"]\n', encoding="utf-8")
+    _answer(kit, method, path, body, times=None)
+    r = kit.kb("verify", "--dir", str(kit.dir), "--questions", str(questions), "--agent-tests")
+    line = _one_error_line(r.stderr)
+    assert r.code == 1 and said in line, line
+    assert "/v1/convai/agent-testing" in line or "/run-tests" in line, line
