@@ -204,3 +204,22 @@ def test_a_shim_run_by_a_python_without_the_dependencies_says_how_to_install(shi
     assert p.returncode == 5 and "Traceback" not in p.stderr
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install ." in lines[0] and sys.executable in lines[0]
+
+
+def test_a_wrong_shaped_listing_over_http_is_one_line_not_a_traceback(
+    served: tuple[Backend, dict[str, str]], tmp_path: Path
+) -> None:
+    """The review's repro: the served emulator told over ``POST /_emulator/faults`` to answer
+    the listing ``200 {"documents": "nope"}``; ``kb-sync plan`` in another process."""
+    import requests
+
+    backend, env = served
+    rule = {"method": "GET", "path": "/v1/convai/knowledge-base$", "times": None, "status": 200}
+    rule["body"] = {"documents": "nope", "has_more": False}
+    url = env["ELEVENLABS_BASE_URL"]
+    assert requests.post(f"{url}/_emulator/faults", json=rule, timeout=10).ok
+    p = kb(env, "plan", "--dir", str(folder(tmp_path)))
+    assert p.returncode == 1, p.stderr
+    (line,) = [ln for ln in p.stderr.splitlines() if "error" in ln]
+    assert line.startswith("kb-sync: error: the server's answer to GET /v1/convai/knowledge-base")
+    assert "'documents' as a string, not a list" in line and "ELEVENLABS_BASE_URL" in line
