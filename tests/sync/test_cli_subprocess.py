@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -214,8 +215,8 @@ def test_a_wrong_shaped_listing_over_http_is_one_line_not_a_traceback(
     import requests
 
     backend, env = served
-    rule = {"method": "GET", "path": "/v1/convai/knowledge-base$", "times": None, "status": 200}
-    rule["body"] = {"documents": "nope", "has_more": False}
+    rule: dict[str, Any] = {"method": "GET", "path": "/v1/convai/knowledge-base$", "times": None}
+    rule |= {"status": 200, "body": {"documents": "nope", "has_more": False}}
     url = env["ELEVENLABS_BASE_URL"]
     assert requests.post(f"{url}/_emulator/faults", json=rule, timeout=10).ok
     p = kb(env, "plan", "--dir", str(folder(tmp_path)))
