@@ -144,6 +144,14 @@ class Plan:
             "legacy": [o.to_dict() for o in self.legacy],
         } | ({"unsynced": list(self.unsynced)} if self.unsynced else {})
 
+    def unsynced_note(self) -> list[str]:
+        if not self.unsynced:
+            return []
+        return [
+            f"note: {len(self.unsynced)} files look like markdown but are not synced (only "
+            f"*.md is): {', '.join(self.unsynced)}; rename them to *.md to sync them"
+        ]
+
     def render(self) -> str:
         marks = {
             "create": "+",
@@ -189,11 +197,7 @@ class Plan:
                 "(the old script's uploads); --adopt-legacy replaces them:"
             )
             lines.extend(f"    {o.name} [{o.id}]" for o in self.legacy)
-        if self.unsynced:
-            lines.append(
-                f"note: {len(self.unsynced)} files look like markdown but are not synced (only "
-                f"*.md is): {', '.join(self.unsynced)}; rename them to *.md to sync them"
-            )
+        lines.extend(self.unsynced_note())
         if self.moves:
             lines.append(f"move into folder {self.folder.name} ({len(self.moves)}):")
             lines.extend(f"  > {m.name} [{m.id}]" for m in self.moves)

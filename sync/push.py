@@ -155,8 +155,7 @@ def run_plan(
         adopt_legacy=args.adopt_legacy,
         legacy_namespace=settings.legacy_namespace,
     )
-    if isinstance(local, Folder) and local.markdown_like:  # said in the plan, not synced
-        plan = replace(plan, unsynced=local.markdown_like)
+    plan.unsynced = local.markdown_like if isinstance(local, Folder) else ()  # UPPER.MD
     event("plan", summary=plan.summary(), local_docs=len(local), strict_hash=args.strict_hash)
     return plan, local, snap
 
