@@ -147,9 +147,11 @@ class Plan:
     def unsynced_note(self) -> list[str]:
         if not self.unsynced:
             return []
+        n = len(self.unsynced)
+        files, them = ("1 file looks", "it") if n == 1 else (f"{n} files look", "them")
         return [
-            f"note: {len(self.unsynced)} files look like markdown but are not synced (only "
-            f"*.md is): {', '.join(self.unsynced)}; rename them to *.md to sync them"
+            f"note: {files} like markdown but not synced (only *.md is): "
+            f"{', '.join(self.unsynced)}; rename {them} to *.md to sync {them}"
         ]
 
     def render(self) -> str:
