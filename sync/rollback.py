@@ -100,13 +100,7 @@ def rollback_command(
         return _none_changed(out, src, as_json)
     path = src.label
     if dry_run:
-        shown = _plan(settings, client, out, src, dry_run=True, as_json=as_json)
-        try:
-            _guard(shown, allow_mass_delete)
-        except GuardRefused as exc:
-            if not as_json:
-                out.write(f"note: the rollback itself would be refused: {exc}\n")
-        return ExitCode.OK
+        return _dry_run(settings, client, out, src, as_json, allow_mass_delete)
     # read-only first: a refusal, or nothing to do, writes nothing (no lease, no record)
     first = _plan(settings, client, out, src, dry_run=False, as_json=as_json, quiet=True)
     _guard(first, allow_mass_delete)
@@ -125,16 +119,7 @@ def rollback_command(
     with leases.held(run_id, "rollback") as lease:
         plan = _plan(settings, client, out, src, dry_run=False, as_json=as_json)
         _guard(plan, allow_mass_delete)
-        record = RunRecord(
-            run_id=run_id,
-            directory=settings.record_dir,
-            kind="rollback",
-            agent_id=settings.agent_id,
-            namespace=settings.namespace,
-            base_url=settings.base_url,
-            kb_before=entries_json(plan.current),
-            options={"record": path, "undoes": plan.run_id, "summary": plan.summary()},
-        )
+        record = _new_record(settings, plan, run_id)
         applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
         applier.folder_id = layout.folder_id
         assert layout.meta_id is not None
@@ -149,6 +134,31 @@ def rollback_command(
             out, as_json, lambda: read_agent(client, settings), lambda: leases.release(lease)
         )
         return _execute(plan, applier, record, done)
+
+
+def _dry_run(
+    settings: Settings, client: Client, out: TextIO, src: Source, as_json: bool, allow: bool
+) -> int:
+    shown = _plan(settings, client, out, src, dry_run=True, as_json=as_json)
+    try:
+        _guard(shown, allow)
+    except GuardRefused as exc:
+        if not as_json:
+            out.write(f"note: the rollback itself would be refused: {exc}\n")
+    return ExitCode.OK
+
+
+def _new_record(settings: Settings, plan: RollbackPlan, run_id: str) -> RunRecord:
+    return RunRecord(
+        run_id=run_id,
+        directory=settings.record_dir,
+        kind="rollback",
+        agent_id=settings.agent_id,
+        namespace=settings.namespace,
+        base_url=settings.base_url,
+        kb_before=entries_json(plan.current),
+        options={"record": plan.path, "undoes": plan.run_id, "summary": plan.summary()},
+    )
 
 
 def _plan(
