@@ -19,6 +19,7 @@ from .apply import Applier, Options
 from .client import Client
 from .clock import Clock
 from .config import Settings
+from .content import same_content
 from .domain import AgentView, KbEntry, Ownership, entries_from, entries_json
 from .errors import ExitCode, GuardRefused, NotFound, SyncError
 from .guards import refuses_mass_delete
@@ -58,16 +59,23 @@ def _earlier_copies(
     client: Client, gone: Iterable[KbEntry], saved: Mapping[str, Mapping[str, Any]]
 ) -> dict[str, str]:
     """Deleted docs that an earlier rollback of the same record already recreated (same name,
-    same size): reused, not uploaded again."""
+    same size, and the stored content read back: a copy a person edited since is not it):
+    reused, not uploaded again."""
     out: dict[str, str] = {}
     for e in gone:
         if e.id not in saved:
             continue
-        size = len(str(saved[e.id]["text"]).encode("utf-8"))
+        text = str(saved[e.id]["text"])
+        size = len(text.encode("utf-8"))
         for d in client.find_by_name(e.name):
-            if (d.get("metadata") or {}).get("size_bytes") == size:
-                out[e.id] = str(d["id"])
-                break
+            if (d.get("metadata") or {}).get("size_bytes") != size:
+                continue
+            try:
+                if same_content(text, client.get_content(str(d["id"])), None):
+                    out[e.id] = str(d["id"])
+                    break
+            except NotFound:
+                continue
     return out
 
 

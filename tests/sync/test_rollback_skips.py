@@ -106,3 +106,19 @@ def test_a_dry_run_lists_only_deletes_of_what_still_exists_and_names_the_guard(
     assert "would be refused" in r.stdout and "--allow-mass-delete" in r.stdout
     real = kit.kb("rollback")
     assert real.code == 0 and "Record: " in real.stdout
+
+
+def test_an_earlier_rollbacks_copy_edited_in_the_ui_is_not_reused(kit: Kit) -> None:
+    two_runs(kit)
+    second = json.loads(kit.kb("history", "--json").stdout)["runs"][0]["id"]
+    assert kit.kb("rollback").code == 0  # a1 comes back as a copy
+    [copy] = [e["id"] for e in kit.managed_kb() if kit.file_of(e) == "a.md"]
+    other = kit.backend.seed_agent()
+    kit.backend.attach(other, copy)  # another agent uses the copy: it survives...
+    assert kit.kb("rollback").code == 3  # ...the rollback of the rollback (a2 again)
+    doc = kit.backend.docs[copy]
+    doc.text = doc.text.replace("a1", "x1", 1)  # ...and a person edits it, same size
+    r = kit.kb("rollback", "--to", second)
+    assert r.code == 0, r.stderr
+    assert "reuse" not in r.stdout.splitlines()[0]
+    assert texts(kit)["a.md"] == para("a1")  # the stored content, not the edit
