@@ -282,8 +282,14 @@ class Applier:
         Reads and deletes go side by side (``--concurrency``); the waits for a lingering
         dependency end at the run's deadline (:class:`sync.deleting.Deleter`)."""
         self._save_contents(refs)
-        if self.history is not None:
+        if self.history is not None and (self.record.patched or not all(map(_own_upload, refs))):
             self.history.complete()
+        elif self.history is not None:  # nothing to undo: never prune a run that changed it
+            event(
+                "history.not_stored",
+                run=self.record.run_id,
+                note="the run changed nothing on the agent and deletes only its own uploads",
+            )
         return self.deleter.delete_all(refs)
 
     def _save_contents(self, refs: Sequence[Ref]) -> None:
@@ -334,3 +340,8 @@ class Applier:
             return fn()
         except SyncError:
             return {}
+
+
+def _own_upload(ref: Ref) -> bool:
+    """A document this run uploaded that did not make it (planner.delete_set's reasons)."""
+    return ref.reason.startswith(("not attached: ", "still "))

@@ -99,7 +99,9 @@ def outcome_lines(outcome: Outcome) -> list[str]:
     """The lines under a push's "Applied:" line: each file that kept its old version and why;
     the deletes by what they were, and what was kept in use."""
     lines = [
-        f"  kept the old version of {r.item.file}: {why_kept(r)}"
+        f"  not added: {r.item.file}: {why_kept(r)}"
+        if r.item.action == "create"  # a new file has no old version to keep
+        else f"  kept the old version of {r.item.file}: {why_kept(r)}"
         for r in outcome.results
         if not r.attached
     ]
@@ -111,7 +113,7 @@ def outcome_lines(outcome: Outcome) -> list[str]:
         if d["outcome"] in ("deleted", "force-deleted")
     )
     if done:
-        lines.append("  deleted: " + ", ".join(f"{n} {what}" for what, n in done.items()))
+        lines.append("  deleted: " + ", ".join(_count(n, what) for what, n in done.items()))
     lines += [
         f"  not deleted: {d['name']} [{d['id']}] "
         f"({d.get('kept_because') or d.get('error') or d['outcome']})"
@@ -119,3 +121,7 @@ def outcome_lines(outcome: Outcome) -> list[str]:
         if d["outcome"] in ("kept", "failed")
     ]
     return lines
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"

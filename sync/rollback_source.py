@@ -17,13 +17,14 @@ from typing import Any
 from . import history
 from .client import Client
 from .config import Settings
-from .domain import KbEntry
+from .domain import KbEntry, Ownership, entries_from
 from .errors import ConfigError, InputError
 from .history import incomplete_line
 from .history_command import where
 from .log import event
 from .record import load
 from .remote import read_agent
+from .rollback_plan import record_ownership
 
 
 def load_file(settings: Settings, record_path: str) -> tuple[str, dict[str, Any]]:
@@ -67,7 +68,7 @@ def load_run(
     place = where(client, settings)
     runs = place.runs
     if run_id is None and runs:
-        return newest_that_changed(client, runs, agent.entries)
+        return newest_that_changed(client, settings, runs, agent.entries)
     if run_id is None:
         where_ = "does not exist" if place.folder_id is None else "holds no stored run"
         raise InputError(
@@ -91,28 +92,36 @@ def _shape(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
     return [(str(e.get("id")), str(e.get("usage_mode"))) for e in entries]
 
 
+def _owned(entries: Iterable[KbEntry], own: Ownership) -> list[tuple[str, str]]:
+    return [(e.id, e.usage_mode) for e in entries if own.owns(e)]
+
+
 def newest_that_changed(
-    client: Client, runs: Sequence[history.StoredRun], now: Sequence[KbEntry]
+    client: Client, settings: Settings, runs: Sequence[history.StoredRun], now: Sequence[KbEntry]
 ) -> Source:
     """Newest first (at most the stored runs, ``KB_SYNC_HISTORY`` <= 1000): skip a run that
-    provably did not change the agent: complete and its ``kb_after`` is its ``kb_before``
-    (every old version kept), or incomplete and the agent is now exactly what its intent found
-    (its PATCH failed or was never sent; a run deletes nothing before it is stored complete).
-    An incomplete run the agent does not match is refused: it may have changed the agent."""
-    current = [(e.id, e.usage_mode) for e in now]
+    provably did not change the agent: complete and its ``kb_after`` is its ``kb_before``, or
+    incomplete and the agent's managed entries are now exactly what its intent found (its
+    PATCH did not land; a run deletes nothing before it is stored complete; unmanaged entries
+    a person changed since say nothing of it). An incomplete run the agent does not match is
+    refused: it may have changed the agent. What the skipped runs saved (the content of what
+    they deleted: orphans) is offered to the run undone, for what it must recreate."""
     skipped: list[dict[str, str]] = []
+    saved: dict[str, Any] = {}
     for run in reversed(runs):
         rec = history.load(client, run, "done" if run.complete else "intent")
-        before = _shape(rec.get("kb_before") or [])
-        if run.complete and _shape(rec.get("kb_after") or []) != before:
+        own = record_ownership(rec, settings.namespace, settings.legacy_namespace)
+        if run.complete and _shape(rec.get("kb_after") or []) != _shape(rec["kb_before"]):
+            rec = {**rec, "saved": {**saved, **(rec.get("saved") or {})}}
             return Source(_label(run, rec), rec, tuple(skipped))
-        if not run.complete and before != current:
+        if not run.complete and _owned(entries_from(rec["kb_before"]), own) != _owned(now, own):
             raise InputError(incomplete_line(run))
         why = (
-            "it kept every old version"
+            "it left the agent as it found it"
             if run.complete
-            else "incomplete, but the agent is as it found it"
+            else "incomplete, but the agent is as it found it (its PATCH did not land)"
         )
+        saved = {**(rec.get("saved") or {}), **saved}
         skipped.append({"id": run.run_id, "kind": run.kind, "time": run.when, "why": why})
         event("rollback.skipped", run=run.run_id, kind=run.kind, why=why)
     return Source("no stored run", None, tuple(skipped))

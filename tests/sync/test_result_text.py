@@ -26,6 +26,13 @@ def test_a_partial_push_names_each_file_that_kept_its_old_version_and_why(kit: K
     assert "b.md" in kept and "failed" in kept
     # the deletes, by what they were: a.md's old version; b.md's upload that was not attached
     assert "  deleted: 1 old version, 1 unattached upload" in lines
+    kit.write("c.md", para("c.md v1"))
+    kit.write("d.md", para("d.md v1"))
+    kit.backend.set_index_behaviour("kb-sync:c.md", "failed")
+    r = kit.push()
+    lines = r.stdout.splitlines()
+    assert any(ln.startswith("  not added: c.md: its new version's RAG index") for ln in lines)
+    assert "  deleted: 2 unattached uploads" in lines  # b.md's and c.md's
 
 
 def test_a_push_that_fails_after_its_plan_still_prints_the_plan_and_the_outcome(

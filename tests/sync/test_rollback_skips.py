@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from sync.emulator import server_error
+from sync.emulator.agents import kb_of
 
 from .conftest import Kit, para
 from .test_history import run_id_of
@@ -35,37 +36,59 @@ def test_an_incomplete_run_that_left_the_agent_as_it_found_it_is_skipped(kit: Ki
     kit.backend.clear_faults()
     listed = json.loads(kit.kb("history", "--json").stdout)["runs"]
     assert [r["complete"] for r in listed] == [False, True, True]
+    # a person adds an entry of their own since: it says nothing of kb-sync's PATCH
+    faq = kit.backend.seed_document("Person FAQ", para("faq"), attach_to=[kit.agent_id])
     r = kit.kb("rollback")
     assert r.code == 0, r.stderr
     assert f"skipped stored run {listed[0]['id']}" in r.stdout
     assert "incomplete" in r.stdout and "as it found it" in r.stdout
     assert texts(kit) == {"a.md": para("a1"), "b.md": para("b1")}
+    assert faq in [e["id"] for e in kit.backend.agent_kb(kit.agent_id)]
 
 
-def test_a_run_that_kept_every_old_version_is_skipped(kit: Kit) -> None:
-    two_runs(kit)
+def test_a_run_that_deleted_an_orphan_but_kept_the_agent_is_skipped_with_its_saved_content(
+    kit: Kit,
+) -> None:
+    """It changed nothing on the agent but deleted an orphan (its content saved in its
+    record): skipped, and the run undone past it gets that content when it needs it."""
+    kit.write("c.md", para("c1"))
+    two_runs(kit)  # c.md rides along in both: the second push's kb_before holds c1
+    [c] = [e["id"] for e in kit.managed_kb() if kit.file_of(e) == "c.md"]
+    detach(kit, c)  # a person takes c off the agent and the file goes: c is an orphan
+    kit.remove("c.md")
     kit.backend.set_index_behaviour("kb-sync:b.md", "failed")
     kit.write("b.md", para("b2"))
-    kept = kit.push()
-    assert kept.code == 3, kept.stderr
+    r = kit.push()
+    assert r.code == 3 and "1 orphan" in r.stdout, r.stdout
+    assert c not in kit.backend.docs
     kit.backend.behaviours.clear()
     newest = json.loads(kit.kb("history", "--json").stdout)["runs"][0]
-    assert newest["complete"]
+    assert newest["complete"]  # it deleted something of the workspace: stored
     r = kit.kb("rollback", "--json")
     assert r.code == 0, r.stderr
-    steps = json.loads(r.stdout)["rollback"]
-    assert [s["id"] for s in steps["skipped_runs"]] == [newest["id"]]
-    assert texts(kit) == {"a.md": para("a1"), "b.md": para("b1")}
+    assert [s["id"] for s in json.loads(r.stdout)["rollback"]["skipped_runs"]] == [newest["id"]]
+    # the second push is undone: c1 comes back from the content the skipped run saved
+    assert texts(kit) == {"a.md": para("a1"), "b.md": para("b1"), "c.md": para("c1")}
+
+
+def detach(kit: Kit, doc_id: str) -> None:
+    """A person takes a document off the agent in the UI."""
+    with kit.backend.lock:
+        branch = kit.backend.branch(kit.backend.agents[kit.agent_id], None)
+        kb = kb_of(branch)
+        kb[:] = [e for e in kb if e["id"] != doc_id]
+        kit.backend.commit(branch)
 
 
 def test_when_no_stored_run_changed_the_agent_there_is_nothing_to_roll_back(kit: Kit) -> None:
     kit.env["KB_SYNC_HISTORY"] = "1"  # the first push's run is pruned by the second
     kit.write("a.md", para("a1"))
+    kit.write("c.md", para("c1"))
     assert kit.push().code == 0
-    kit.backend.set_index_behaviour("kb-sync:a.md", "failed")
-    kit.write("a.md", para("a2"))
-    assert kit.push().code == 3
-    kit.backend.behaviours.clear()
+    [c] = [e["id"] for e in kit.managed_kb() if kit.file_of(e) == "c.md"]
+    detach(kit, c)
+    kit.remove("c.md")
+    assert kit.push().code == 0  # deletes the orphan c: stored, the agent unchanged
     kit.backend.clear_calls()
     r = kit.kb("rollback")
     assert r.code == 0, r.stderr
@@ -122,3 +145,23 @@ def test_an_earlier_rollbacks_copy_edited_in_the_ui_is_not_reused(kit: Kit) -> N
     assert r.code == 0, r.stderr
     assert "reuse" not in r.stdout.splitlines()[0]
     assert texts(kit)["a.md"] == para("a1")  # the stored content, not the edit
+
+
+def test_failing_runs_that_change_nothing_do_not_push_the_last_real_change_out(
+    kit: Kit,
+) -> None:
+    """A cron failing every hour (a file whose index always fails): those runs change nothing
+    on the agent and delete only their own uploads; they store no run, so they never prune
+    the one a rollback needs."""
+    kit.env["KB_SYNC_HISTORY"] = "2"
+    two_runs(kit)
+    kit.backend.set_index_behaviour("kb-sync:b.md", "failed")
+    kit.write("b.md", para("b2"))
+    for _ in range(3):
+        r = kit.push()
+        assert r.code == 3 and "history.not_stored" in r.stderr, r.stderr
+    kit.backend.behaviours.clear()
+    assert len(json.loads(kit.kb("history", "--json").stdout)["runs"]) == 2
+    r = kit.kb("rollback")
+    assert r.code == 0, r.stderr
+    assert texts(kit) == {"a.md": para("a1"), "b.md": para("b1")}
