@@ -29,7 +29,7 @@ from .log import event
 from .plan import Item, Ref
 from .record import RunRecord
 from .remote import read_agent, read_documents
-from .results import DocResult
+from .results import DocResult, Outcome, outcome_lines
 from .rollback_plan import RollbackPlan, plan_rollback, record_ownership
 from .rollback_source import Source, load_run
 
@@ -125,7 +125,8 @@ def rollback_command(
     layout, leases = writing(client, clock, found, settings.agent_id, opts.index_wait)
     run_id = uuid.uuid4().hex[:12]  # the lease's and the record's
     with leases.held(run_id, "rollback") as lease:
-        plan = _plan(settings, client, out, src, dry_run=False, as_json=as_json)
+        # --json prints the plan with the result, at the end: one object
+        plan = _plan(settings, client, out, src, dry_run=False, as_json=as_json, quiet=as_json)
         _guard(plan, allow_mass_delete)
         record = _new_record(settings, plan, run_id)
         applier = Applier(client, clock, settings.agent_id, settings.embedding_model, opts, record)
@@ -299,9 +300,11 @@ def _execute(plan: RollbackPlan, applier: Applier, record: RunRecord, done: Done
     refs += [Ref(e.id, e.name, f"attached since run {plan.run_id}") for e in plan.detach]
     record.deletions = applier.delete_superseded([r for r in refs if r.id not in keep_ids])
     done.release()
-    record.status, record.exit_code, record.requests = "done", 0, client.requests_sent
-    record.write()
     partial = any(d["outcome"] in ("kept", "failed") for d in record.deletions)
+    code = ExitCode.PARTIAL if partial else ExitCode.OK
+    record.status, record.exit_code = ("partial" if partial else "done"), int(code)
+    record.requests = client.requests_sent
+    record.write()
     event(
         "rollback.done",
         record=record.path,
@@ -309,9 +312,23 @@ def _execute(plan: RollbackPlan, applier: Applier, record: RunRecord, done: Done
         partial=partial,
         requests=record.requests,
     )
-    if not done.as_json:
-        out.write(
+    text = "\n".join(
+        [
             f"Rolled back: knowledge base {len(plan.current)} -> {len(after)} entries. "
-            f"Record: {record.path}\n"
-        )
-    return ExitCode.PARTIAL if partial else ExitCode.OK
+            f"Record: {record.path}",
+            *outcome_lines(Outcome(code, [], record.deletions)),
+        ]
+    )
+    if done.as_json:
+        result = {
+            "status": record.status,
+            "exit_code": record.exit_code,
+            "text": text,
+            "record": str(record.path),
+            "deletions": record.deletions,
+        }
+        payload = {"rollback": plan.steps(), "summary": plan.summary(), "dry_run": False}
+        out.write(json.dumps(payload | {"result": result}, ensure_ascii=False, indent=2) + "\n")
+    else:
+        out.write(text + "\n")
+    return code

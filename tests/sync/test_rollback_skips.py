@@ -6,6 +6,7 @@ plain `kb-sync rollback` must work while an incident makes the cron fail."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from sync.emulator import server_error
 from sync.emulator.agents import kb_of
@@ -165,3 +166,24 @@ def test_failing_runs_that_change_nothing_do_not_push_the_last_real_change_out(
     r = kit.kb("rollback")
     assert r.code == 0, r.stderr
     assert texts(kit) == {"a.md": para("a1"), "b.md": para("b1")}
+
+
+def test_a_rollback_that_keeps_a_document_another_agent_uses_says_so_everywhere(
+    kit: Kit,
+) -> None:
+    two_runs(kit)
+    [a2] = [e["id"] for e in kit.managed_kb() if kit.file_of(e) == "a.md"]
+    kit.backend.attach(kit.backend.seed_agent(), a2)  # another agent uses what we undo
+    r = kit.kb("rollback", "--json")
+    assert r.code == 3, r.stderr
+    payload = json.loads(r.stdout)  # one object: the plan and what happened
+    assert payload["rollback"]["delete_created"] == [a2]
+    result = payload["result"]
+    assert result["status"] == "partial" and result["exit_code"] == 3
+    assert [d["outcome"] for d in result["deletions"]] == ["kept"]
+    record = json.loads(Path(result["record"]).read_text(encoding="utf-8"))
+    assert record["status"] == "partial" and record["exit_code"] == 3
+    again = kit.kb("rollback")  # undo the rollback, in text: the kept doc is named
+    assert again.code == 0, again.stderr
+    two = kit.kb("rollback")
+    assert two.code == 3 and "not deleted: kb-sync:a.md" in two.stdout and a2 in two.stdout
