@@ -93,8 +93,8 @@ def run(
             client.settled()  # the in-flight limit the run settled at, once
     except SyncError as exc:
         return _report_error(exc, args.log_format)
-    except KeyboardInterrupt:
-        sys.stderr.write("kb-sync: interrupted\n")
+    except KeyboardInterrupt as exc:  # the run may say what the agent holds (push)
+        sys.stderr.write(f"kb-sync: interrupted{f' {exc}' if str(exc) else ''}\n")
         return 130
     except Exception:  # a bug, not a user mistake: show it, never with the key
         sys.stderr.write(redact(traceback.format_exc()))

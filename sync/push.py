@@ -304,6 +304,15 @@ def _apply_planned(
     except SyncError as exc:
         held.release()
         _failed(client, record, exc)
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: say what the agent holds now
+        record.finished_at = utc_now()
+        _close(client, record, "interrupted", 130)
+        if record.patched:
+            raise KeyboardInterrupt(
+                "after the PATCH: the agent already points at the new, indexed documents; "
+                "superseded ones may remain: the next run cleans them up"
+            ) from None
+        raise
     except Exception as exc:  # a bug; after the PATCH the agent is already changed
         if not record.patched:
             raise

@@ -79,3 +79,28 @@ def test_small_documents_skipped_or_refused_are_named_plainly(kit: Kit) -> None:
     fail = kit.kb("plan", "--dir", str(kit.dir), "--small-docs", "fail")
     assert fail.code == ExitCode.BAD_INPUT
     assert fail.stderr.startswith(f"kb-sync: error: {kit.dir / 'tiny.md'}: under 500 bytes")
+
+
+def test_an_interrupt_after_the_patch_says_the_agent_changed_and_closes_the_record(
+    kit: Kit,
+) -> None:
+    kit.write("a.md", para("a v1"))
+    assert kit.push().code == 0
+    kit.write("a.md", para("a v2"))
+
+    pressed: list[str] = []
+
+    def ctrl_c_at_the_first_delete(backend, call):  # type: ignore[no-untyped-def]
+        if call.method == "DELETE" and "/knowledge-base/" in call.path and not pressed:
+            pressed.append(call.path)
+            raise KeyboardInterrupt
+
+    kit.backend.after_request.append(ctrl_c_at_the_first_delete)
+    r = kit.push()
+    kit.backend.after_request.clear()
+    assert r.code == 130
+    [line] = [ln for ln in r.stderr.splitlines() if ln.startswith("kb-sync: interrupted")]
+    assert "after the PATCH" in line and "points at the new" in line and "next run" in line
+    records = sorted(kit.records.glob("*-push-*.json"), key=lambda p: p.stat().st_mtime_ns)
+    rec = json.loads(records[-1].read_text())
+    assert rec["status"] == "interrupted" and rec["exit_code"] == 130 and rec["finished_at"]
