@@ -88,14 +88,19 @@ def ownership(settings: Settings) -> Ownership:
 
 
 def read_documents(
-    client: Client, settings: Settings, attached: frozenset[str] = frozenset()
+    client: Client,
+    settings: Settings,
+    attached: frozenset[str] = frozenset(),
+    legacy_in_use: bool = True,
 ) -> tuple[dict[str, RemoteDoc], Layout]:
     """The managed-named documents and where our folder is (read-only). With the default
     folder (named after the namespace) one listing finds both: ``ns`` prefixes ``ns:``; and
     with the old default adopted, ``kb-sync`` prefixes them all. Documents of the old default
-    count only when this agent uses them (``attached``): the others may be another agent's."""
+    count only when this agent uses them (``attached``): the others may be another agent's,
+    so when the agent holds none (``legacy_in_use`` False) the listing keeps to its own
+    namespace, and other agents' documents cost no page."""
     ns_prefix = prefix(settings.namespace).casefold()
-    legacy = settings.legacy_namespace
+    legacy = settings.legacy_namespace if legacy_in_use else None
     search = legacy or settings.namespace
     one_listing = settings.folder.startswith(search)
     if not one_listing:
@@ -128,7 +133,9 @@ def take_snapshot(
     concurrency: int = 4,
 ) -> Snapshot:
     agent = read_agent(client, settings)
-    docs, layout = read_documents(client, settings, frozenset(agent.ids()))
+    old = settings.legacy_namespace
+    in_use = bool(old) and any(parse(e.name, str(old)) for e in agent.entries)
+    docs, layout = read_documents(client, settings, frozenset(agent.ids()), in_use)
     snap = Snapshot(agent=agent, docs=docs, layout=layout)
     by_file = {d.file: d for d in local}
     ids = content_reads(local, snap, settings.namespace, strict, settings.legacy_namespace)

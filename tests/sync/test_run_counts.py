@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+from sync.config import default_namespace
 from sync.emulator.faults import server_error
 from sync.testing import Result
 from tests.sync.conftest import Kit, para
@@ -92,3 +93,20 @@ def test_a_first_push_costs_what_the_readme_formula_says(kit: Kit) -> None:
         if c.method == "POST" and c.path.endswith("/knowledge-base/rag-index")
     ]
     assert batches and len(kit.backend.calls) == 17 + 5 + len(batches)
+
+
+def test_with_the_default_namespace_a_run_lists_only_its_own_agents_documents(kit: Kit) -> None:
+    """Unset KB_SYNC_NAMESPACE gives each agent its own `kb-sync-<hash>` namespace; the old
+    shared `kb-sync` prefix is listed only while the agent still uses such documents, so
+    other agents' documents in the workspace cost no list pages."""
+    env = {k: v for k, v in kit.env.items() if k != "KB_SYNC_NAMESPACE"}
+    for i in range(120):  # another agent's documents, in its own namespace
+        kit.backend.seed_document(f"kb-sync-0123456789ab:q{i}.md#{i:016x}", para(f"o{i}"))
+    kit.write("a.md", para("a"))
+    assert kit.kb("push", "--dir", str(kit.dir), env=env).code == 0
+    kit.backend.clear_calls()
+    again = kit.kb("push", "--dir", str(kit.dir), env=env)
+    assert again.code == 0 and "Nothing to do" in again.stdout
+    lists = [c for c in kit.backend.calls if c.path == "/v1/convai/knowledge-base"]
+    assert len(kit.backend.calls) == 2 and len(lists) == 1
+    assert lists[0].query.get("search") == [default_namespace(kit.agent_id)]
