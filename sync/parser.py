@@ -62,7 +62,7 @@ def _workers(value: str) -> int:
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # usage mistakes are bad input (5), one line
-        self.exit(ExitCode.BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(ExitCode.BAD_INPUT, f"kb-sync: error: {message}; see {self.prog} --help\n")
 
 
 LOG_FORMATS = ("human", "json")

@@ -37,7 +37,7 @@ EXIT_BAD_INPUT = 5  # kb-sync's exit code of a usage mistake (sync.errors.ExitCo
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # a usage mistake: one line, exit 5, like kb-sync's
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"kb-sync: error: {message}; see {self.prog} --help\n")
 
 
 def _port(value: str) -> int:

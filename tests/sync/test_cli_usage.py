@@ -64,8 +64,9 @@ def test_a_bad_emulator_port_is_a_usage_error_exit_5_one_line(value: str) -> Non
     r = run_cli(["emulator", "--port", value], {})
     line = _one_line(r.stderr)
     assert r.code == 5, r.stderr
-    assert line.startswith("kb-sync emulator: error: argument --port:") and value in line, line
-    assert line.endswith("(see --help)"), line
+    # the house's one line: `kb-sync: error: <what>; <the fix>`
+    assert line.startswith("kb-sync: error: argument --port:") and value in line, line
+    assert line.endswith("; see kb-sync emulator --help"), line
 
 
 def test_an_unknown_emulator_option_is_a_usage_error_like_the_other_commands() -> None:
@@ -106,3 +107,10 @@ def test_a_good_log_format_env_var_is_used(kit: Kit, value: str) -> None:
     r = kit.kb("plan", "--dir", str(kit.dir), env={**kit.env, "KB_SYNC_LOG_FORMAT": value})
     assert r.code == 0, r.stderr
     assert r.stderr.lstrip().startswith("{") == (value == "json"), r.stderr
+
+
+def test_a_malformed_option_of_any_command_is_the_houses_one_line() -> None:
+    r = run_cli(["push", "--dir", ".", "--index-wait", "soon"], {})
+    line = _one_line(r.stderr)
+    assert r.code == 5 and line.startswith("kb-sync: error: argument --index-wait:"), line
+    assert line.endswith("; see kb-sync push --help"), line
