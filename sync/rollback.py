@@ -196,6 +196,11 @@ def _plan(
     # what the run created and a later run deleted is not there to delete: left out
     attached = {e.id for e in current}
     plan.created = {i: n for i, n in plan.created.items() if i in attached or _exists(client, i)}
+    plan.leftovers = {
+        i: n
+        for i, n in src.leftovers
+        if i not in attached and i not in plan.created and _exists(client, i)
+    }
     if quiet:
         return plan
     _print(out, plan, dry_run, as_json)
@@ -238,7 +243,8 @@ def _nothing_to_do(plan: RollbackPlan) -> bool:
     fresh = [e for e in plan.recreate if e.id not in plan.reuse]
     desired = [e.id for e in plan.desired(plan.reuse)]  # reused copies in their places
     # plan.created holds only what still exists (_plan): any of it is left to delete
-    return not (fresh or plan.detach or plan.created or desired != [e.id for e in plan.current])
+    left = plan.detach or plan.created or plan.leftovers
+    return not (fresh or left or desired != [e.id for e in plan.current])
 
 
 def _recreate(plan: RollbackPlan, applier: Applier, client: Client) -> dict[str, str]:
@@ -298,6 +304,7 @@ def _execute(plan: RollbackPlan, applier: Applier, record: RunRecord, done: Done
     # their content is saved in this run's record first: a rollback can be rolled back
     refs = [Ref(i, n, f"created by run {plan.run_id}") for i, n in plan.created.items()]
     refs += [Ref(e.id, e.name, f"attached since run {plan.run_id}") for e in plan.detach]
+    refs += [Ref(i, n, "left by a skipped run") for i, n in plan.leftovers.items()]
     record.deletions = applier.delete_superseded([r for r in refs if r.id not in keep_ids])
     done.release()
     partial = any(d["outcome"] in ("kept", "failed") for d in record.deletions)

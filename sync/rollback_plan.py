@@ -37,6 +37,8 @@ class RollbackPlan:
     changed_since: bool = False
     # newer stored runs passed over: they did not change the agent (sync.rollback_source)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    # what skipped incomplete runs uploaded and left attached nowhere: id -> name, deleted too
+    leftovers: dict[str, str] = field(default_factory=dict)
 
     @staticmethod
     def skipped_lines(skipped: Iterable[Mapping[str, str]]) -> str:
@@ -52,6 +54,7 @@ class RollbackPlan:
         fresh = len(self.recreate) - len(self.reuse)
         parts = [f"{fresh} to recreate"] + ([f"{len(self.reuse)} to reuse"] if self.reuse else [])
         more = f", detach and delete {len(self.detach)} attached since" if self.detach else ""
+        more += f", delete {len(self.leftovers)} left by skipped runs" if self.leftovers else ""
         return (
             f"Rollback: restore {len(self.before)} entries ({', '.join(parts)}), "
             f"delete {len(self.created)} created by run {self.run_id}{more}"
@@ -79,6 +82,7 @@ class RollbackPlan:
             "reuse": dict(self.reuse),
             "agent_changed_since_the_run": self.changed_since,
             "skipped_runs": list(self.skipped),
+            "delete_left_by_skipped_runs": list(self.leftovers),
         }
 
     def render(self) -> str:
@@ -91,6 +95,7 @@ class RollbackPlan:
         ]
         lines += [f"  - delete {i}" for i in self.created]
         lines += [f"  - detach and delete {e.name} ({e.id}, attached since)" for e in self.detach]
+        lines += [f"  - delete {i} ({n}, left by a skipped run)" for i, n in self.leftovers.items()]
         if self.changed_since:
             lines.append(
                 f"  note: the agent changed since run {self.run_id} (a later run, a person, or a "

@@ -51,6 +51,8 @@ class Source:
     label: str
     rec: dict[str, Any] | None
     skipped: tuple[dict[str, str], ...] = ()
+    # what skipped incomplete runs uploaded (id, name): attached nowhere, deleted too
+    leftovers: tuple[tuple[str, str], ...] = ()
 
 
 def _label(run: history.StoredRun, rec: dict[str, Any]) -> str:
@@ -108,12 +110,13 @@ def newest_that_changed(
     they deleted: orphans) is offered to the run undone, for what it must recreate."""
     skipped: list[dict[str, str]] = []
     saved: dict[str, Any] = {}
+    left: list[tuple[str, str]] = []
     for run in reversed(runs):
         rec = history.load(client, run, "done" if run.complete else "intent")
         own = record_ownership(rec, settings.namespace, settings.legacy_namespace)
         if run.complete and _shape(rec.get("kb_after") or []) != _shape(rec["kb_before"]):
             rec = {**rec, "saved": {**saved, **(rec.get("saved") or {})}}
-            return Source(_label(run, rec), rec, tuple(skipped))
+            return Source(_label(run, rec), rec, tuple(skipped), tuple(left))
         if not run.complete and _owned(entries_from(rec["kb_before"]), own) != _owned(now, own):
             raise InputError(incomplete_line(run))
         why = (
@@ -122,6 +125,8 @@ def newest_that_changed(
             else "incomplete, but the agent is as it found it (its PATCH did not land)"
         )
         saved = {**(rec.get("saved") or {}), **saved}
+        if not run.complete:
+            left += [(str(c["id"]), str(c.get("name"))) for c in rec.get("created") or []]
         skipped.append({"id": run.run_id, "kind": run.kind, "time": run.when, "why": why})
         event("rollback.skipped", run=run.run_id, kind=run.kind, why=why)
-    return Source("no stored run", None, tuple(skipped))
+    return Source("no stored run", None, tuple(skipped), tuple(left))

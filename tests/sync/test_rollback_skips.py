@@ -187,3 +187,19 @@ def test_a_rollback_that_keeps_a_document_another_agent_uses_says_so_everywhere(
     assert again.code == 0, again.stderr
     two = kit.kb("rollback")
     assert two.code == 3 and "not deleted: kb-sync:a.md" in two.stdout and a2 in two.stdout
+
+
+def test_a_skipped_runs_uploads_are_not_left_detached(kit: Kit) -> None:
+    two_runs(kit)
+    kit.write("b.md", para("b2"))
+    kit.backend.add_fault(server_error(500, method="PATCH", path="/agents/", times=None))
+    assert kit.push().code == 1  # its upload of b2 stays behind, attached nowhere
+    kit.backend.clear_faults()
+    left = [i for i, d in kit.managed_docs().items() if kit.backend.docs[i].text == para("b2")]
+    assert len(left) == 1
+    dry = kit.kb("rollback", "--dry-run")
+    assert f"delete {left[0]}" in dry.stdout and "left by a skipped run" in dry.stdout
+    assert kit.kb("rollback").code == 0
+    attached = {e["id"] for e in kit.backend.agent_kb(kit.agent_id)}
+    assert set(kit.managed_docs()) <= attached  # nothing of kb-sync's detached
+    assert texts(kit) == {"a.md": para("a1"), "b.md": para("b1")}
