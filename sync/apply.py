@@ -260,6 +260,10 @@ class Applier:
         kept = {e.id for e in after}
         lost = [e.name for e in desired if e.id not in kept]
         if lost:
+            # what the agent holds is known (read back): stored complete, a rollback undoes it
+            self.record.kb_after = entries_json(after)
+            if self.history is not None:
+                self.history.complete()
             more = f" and {len(lost) - 5} more" if len(lost) > 5 else ""
             hint = entry_limit_hint(len(desired))
             raise NotKept(

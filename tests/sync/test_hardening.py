@@ -356,6 +356,13 @@ def test_a_large_patch_that_is_not_all_kept_is_partial_and_names_what_was_lost(k
     # the plan says it before anything is written
     plan = kit.kb("plan", "--dir", str(kit.dir))
     assert "note: the agent would hold 103 knowledge-base entries" in plan.stdout
+    # the agent was read back: the run is stored complete with what the server kept, so a
+    # rollback can undo it (an incomplete run would be refused: "whether it changed ... unknown")
+    newest = json.loads(kit.kb("history", "--json").stdout)["runs"][0]
+    assert newest["complete"]
+    undo = kit.kb("rollback", "--allow-mass-delete")
+    assert undo.code == 0, undo.stderr
+    assert kit.backend.agent_kb(kit.agent_id) == []
 
 
 @responses.activate
