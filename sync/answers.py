@@ -136,7 +136,7 @@ def error_from(resp: requests.Response) -> ApiError:
     elif isinstance(detail, str):
         message = detail
     status = resp.status_code
-    text = redact(f"HTTP {status} {code or ''}: {message}".replace("  ", " "))
+    text = redact(f"HTTP {status}{f' {code}' if code else ''}: {message}")
     cls: type[ApiError]
     if status in (401, 403):
         cls = AuthError

@@ -10,7 +10,7 @@ import responses
 
 from sync.client import Client
 from sync.clock import FakeClock
-from sync.errors import AuthError, NotFound, RateLimited, ServerError, ValidationFailed
+from sync.errors import AuthError, NotFound, RateLimited, ServerError, SyncError, ValidationFailed
 from tests.canary import CANARY_KEY
 from tests.contract.spec import validate_request
 
@@ -195,3 +195,11 @@ def test_exchanges_are_recorded_without_headers() -> None:
     responses.get(f"{KB}/d1", json={"id": "d1", "echo": CANARY_KEY})
     c.get_document("d1")
     assert seen and CANARY_KEY not in json.dumps(seen)
+
+
+@responses.activate
+def test_an_error_without_a_code_reads_plainly(client: Client) -> None:
+    responses.get(f"{KB}/d1", status=404, body="Not Found")
+    with pytest.raises(SyncError) as e:
+        client.get_document("d1")
+    assert str(e.value).startswith("HTTP 404: "), str(e.value)
