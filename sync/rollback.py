@@ -148,12 +148,15 @@ def rollback_command(
 def _dry_run(
     settings: Settings, client: Client, out: TextIO, src: Source, as_json: bool, allow: bool
 ) -> int:
-    shown = _plan(settings, client, out, src, dry_run=True, as_json=as_json)
+    shown = _plan(settings, client, out, src, dry_run=True, as_json=as_json, quiet=True)
     try:
         _guard(shown, allow)
     except GuardRefused as exc:
-        if not as_json:
-            out.write(f"note: the rollback itself would be refused: {exc}\n")
+        shown.refused = str(exc)
+    _print(out, shown, True, as_json)
+    _log_plan(shown, True)
+    if shown.refused and not as_json:
+        out.write(f"note: the rollback itself would be refused: {shown.refused}\n")
     return ExitCode.OK
 
 
@@ -204,16 +207,20 @@ def _plan(
     if quiet:
         return plan
     _print(out, plan, dry_run, as_json)
+    _log_plan(plan, dry_run)
+    return plan
+
+
+def _log_plan(plan: RollbackPlan, dry_run: bool) -> None:
     event(
         "rollback.plan",
-        record=str(path),
+        record=plan.path,
         restore=len(plan.before),
         recreate=len(plan.recreate) - len(plan.reuse),
         reuse=len(plan.reuse),
         delete=len(plan.created),
         dry_run=dry_run,
     )
-    return plan
 
 
 def _none_changed(out: TextIO, src: Source, as_json: bool) -> int:

@@ -39,6 +39,7 @@ class RollbackPlan:
     skipped: list[dict[str, str]] = field(default_factory=list)
     # what skipped incomplete runs uploaded and left attached nowhere: id -> name, deleted too
     leftovers: dict[str, str] = field(default_factory=dict)
+    refused: str = ""  # a dry run's: the guard's line the real run would stop with
 
     @staticmethod
     def skipped_lines(skipped: Iterable[Mapping[str, str]]) -> str:
@@ -83,6 +84,7 @@ class RollbackPlan:
             "agent_changed_since_the_run": self.changed_since,
             "skipped_runs": list(self.skipped),
             "delete_left_by_skipped_runs": list(self.leftovers),
+            "would_be_refused": self.refused or None,
         }
 
     def render(self) -> str:

@@ -128,6 +128,8 @@ def test_a_dry_run_lists_only_deletes_of_what_still_exists_and_names_the_guard(
     # undoing the first push removes every managed entry: the dry run says it would be refused
     r = kit.kb("rollback", "--to", run_id_of(first.stdout), "--dry-run")
     assert "would be refused" in r.stdout and "--allow-mass-delete" in r.stdout
+    j = kit.kb("rollback", "--to", run_id_of(first.stdout), "--dry-run", "--json")
+    assert "--allow-mass-delete" in json.loads(j.stdout)["rollback"]["would_be_refused"]
     real = kit.kb("rollback")
     assert real.code == 0 and "Record: " in real.stdout
 
