@@ -18,14 +18,10 @@ from .config import Settings
 from .domain import Layout, entries_json
 from .errors import (
     AppliedPartially,
-    ConfigError,
     ExitCode,
-    GuardRefused,
-    InputError,
     NotKept,
     SyncError,
 )
-from .guards import refuses_mass_delete
 from .history import HistoryWriter
 from .lease import writing
 from .local import Folder, LocalDoc, read_folder
@@ -33,11 +29,12 @@ from .lock import agent_lock, lock_path
 from .log import event
 from .plan import Plan, Snapshot
 from .planner import make_plan
+from .push_checks import check_agent, check_small, mass_delete_guard, quota_preflight
 from .record import RunRecord, utc_now
 from .remote import read_agent, take_snapshot
+from .results import Outcome, outcome_lines
 
 __all__ = ["PushArgs", "agent_lock", "lock_path", "plan_command", "push_command"]
-from .results import Outcome, outcome_lines
 
 
 @dataclass
@@ -50,65 +47,6 @@ class PushArgs:
     allow_mass_delete: bool = False
     adopt_legacy: bool = False
     options: Options | None = None
-
-
-def check_agent(snap: Snapshot, settings: Settings) -> None:
-    if not snap.agent.rag_enabled:
-        raise ConfigError(
-            f"agent {settings.agent_id} has RAG disabled; enable RAG in the agent's knowledge "
-            "base settings (kb-sync attaches documents for retrieval)"
-        )
-    model = snap.agent.embedding_model
-    if model and model != settings.embedding_model:
-        raise ConfigError(
-            f"RAG_EMBEDDING_MODEL={settings.embedding_model} but agent {settings.agent_id} "
-            f"retrieves with {model}; set RAG_EMBEDDING_MODEL="
-            f"{model} (indexes must match the agent's model)"
-        )
-
-
-def check_small(local: list[LocalDoc], policy: str, folder: Path | None = None) -> None:
-    small = [d.file for d in local if d.small]
-    if small and policy == "fail":
-        named = ", ".join(str(folder / f) if folder else f for f in small)
-        raise InputError(
-            f"{named}: under 500 bytes, too small to be RAG-indexed; merge them "
-            "into a larger document or use --small-docs prompt"
-        )
-    for f in small:
-        event(
-            "doc.small",
-            logging.WARNING,
-            file=f,
-            policy=policy,
-            note="under 500 bytes: cannot be RAG-indexed",
-        )
-
-
-def mass_delete_guard(plan: Plan, allow: bool) -> None:
-    removing = plan.count("delete")
-    managed_files = plan.count("delete", "update", "unchanged", "adopt", "skip")
-    if refuses_mass_delete(removing, managed_files, allow=allow):
-        raise GuardRefused(
-            f"the plan would delete {removing} of {managed_files} managed documents (an empty "
-            "or truncated source?); check the folder, or pass --allow-mass-delete"
-        )
-
-
-def quota_preflight(client: Client, plan: Plan) -> None:
-    adding = sum(i.size_bytes for i in plan.items if i.needs_upload and i.usage_mode == "auto")
-    if not adding:
-        return
-    overview = client.rag_overview()
-    used = int(overview.get("total_used_bytes", 0))
-    cap = int(overview.get("total_max_bytes", 0))
-    event("quota.preflight", used=used, max=cap, adding=adding)
-    if cap and used + adding > cap:
-        raise GuardRefused(
-            f"RAG quota: {used} of {cap} bytes used and this run would add {adding}; remove "
-            "unused documents from the workspace (kb-sync status shows them) or move to a "
-            "larger plan. Nothing was uploaded"
-        )
 
 
 def emit(out: TextIO, args: PushArgs, plan: Plan, extra: dict[str, Any] | None = None) -> None:
