@@ -114,7 +114,7 @@ def rollback_command(
     _guard(first, allow_mass_delete)
     if _nothing_to_do(first):
         out.write(first.render_skipped())
-        out.write("Nothing to roll back: the agent already holds what that run started from.\n")
+        out.write(f"{NOTHING}\n")
         event("rollback.nothing_to_do", record=path)
         return ExitCode.OK
     probe = RunRecord("rollback", settings.agent_id, settings.namespace, settings.base_url)
@@ -145,6 +145,9 @@ def rollback_command(
         return _execute(plan, applier, record, done)
 
 
+NOTHING = "Nothing to roll back: the agent already holds what that run started from."
+
+
 def _dry_run(
     settings: Settings, client: Client, out: TextIO, src: Source, as_json: bool, allow: bool
 ) -> int:
@@ -157,6 +160,8 @@ def _dry_run(
     _log_plan(shown, True)
     if shown.refused and not as_json:
         out.write(f"note: the rollback itself would be refused: {shown.refused}\n")
+    elif _nothing_to_do(shown) and not as_json:  # the real run would write nothing
+        out.write(f"{NOTHING} (the real run would write nothing)\n")
     return ExitCode.OK
 
 

@@ -205,3 +205,13 @@ def test_a_skipped_runs_uploads_are_not_left_detached(kit: Kit) -> None:
     attached = {e["id"] for e in kit.backend.agent_kb(kit.agent_id)}
     assert set(kit.managed_docs()) <= attached  # nothing of kb-sync's detached
     assert texts(kit) == {"a.md": para("a1"), "b.md": para("b1")}
+
+
+def test_a_dry_run_with_nothing_to_undo_says_what_the_real_run_says(kit: Kit) -> None:
+    two_runs(kit)
+    second = json.loads(kit.kb("history", "--json").stdout)["runs"][0]["id"]
+    assert kit.kb("rollback").code == 0
+    dry = kit.kb("rollback", "--to", second, "--dry-run")  # undone already
+    real = kit.kb("rollback", "--to", second)
+    assert real.stdout.startswith("Nothing to roll back")
+    assert "Nothing to roll back" in dry.stdout and "Dry run: nothing was changed." in dry.stdout
