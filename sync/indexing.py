@@ -66,6 +66,9 @@ class Track:
     pace: Pace = field(default_factory=Pace)
 
 
+GONE_GRACE = 30.0  # seconds a gone server has to come back before the index wait ends
+
+
 class Indexer:
     def __init__(self, client: Client, clock: Clock, model: str, opt: IndexOptions) -> None:
         self.client, self.clock, self.model, self.opt = client, clock, model, opt
@@ -280,10 +283,24 @@ class Indexer:
                 due = now if self._queue else (self._heap[0][0] if self._heap else None)
             if due is None:
                 return
-            if last:
+            if last or self._server_gone(now):
                 self._give_up(results, now, start)
                 return
             self.clock.sleep(max(0.0, min(due, deadline) - now))
+
+    def _server_gone(self, now: float) -> bool:
+        """The server refused every attempt of a request GONE_GRACE seconds ago and nothing
+        has answered since: the wait ends (a restart within the grace is found again)."""
+        since = getattr(self.client, "gone_since", None)
+        if since is None or now - since < GONE_GRACE:
+            return False
+        event(
+            "index.server_gone",
+            logging.WARNING,
+            seconds=round(now - since, 1),
+            note="the server has refused every connection since: the index wait ends early",
+        )
+        return True
 
     def _progress(self, results: Sequence[DocResult], waited: float) -> None:
         pending = sum(1 for r in results if r.pending)

@@ -72,6 +72,7 @@ class Requester:
         self.writes_sent = 0
         self._answered = False  # has the server answered anything yet (a wrong URL fails fast)
         self.server_gone = False  # a request ran out of attempts on a refused connection
+        self.gone_since: float | None = None  # when (the run's clock) it was taken as gone
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -135,7 +136,7 @@ class Requester:
                 delay = self._after_transport_error(method, path, exc, attempt, idempotent, until)
                 attempt += 1
             else:
-                self._answered, self.server_gone = True, False
+                self._answered, self.server_gone, self.gone_since = True, False, None
                 payload = payload_of(resp, expect_json)
                 self._record(method, path, params, body, resp.status_code, payload, None, took)
                 if resp.status_code < 400:
@@ -184,6 +185,7 @@ class Requester:
         delay = self._within(delay, until)
         if kind == GONE and delay is None and attempt + 1 >= self.policy.max_attempts:
             self.server_gone = True  # this request refused every attempt: the next need one
+            self.gone_since = self.gone_since or self.clock.now()
         if delay is not None or attempt or known_gone:  # else the error line says it all
             event(
                 "http.transport_error",

@@ -180,3 +180,26 @@ def test_index_polls_answered_5xx_are_not_retried_past_the_index_wait(kit: Kit) 
     assert len(retried) > 1  # the 503s were retried, within the wait
     waited = [float(w) for w in re.findall(r"index\.progress .*waited=([\d.]+)", r.stderr)]
     assert waited and max(waited) <= 30.0, waited
+
+
+def test_a_server_gone_for_good_ends_a_long_index_wait_early(kit: Kit) -> None:
+    """--index-wait 180 with the server gone: the wait ends GONE_GRACE after a request
+    refused every attempt (a restart within it is found again), not at 180 s."""
+    kit.write("a.md", para("a"))
+    assert kit.push().code == 0
+    kit.write("a.md", para("a2"))
+    kit.backend.set_index_behaviour("kb-sync:a.md", "stuck")
+    seen = {"rag": 0}
+
+    def third_poll(method: str, path: str) -> bool:
+        if method == "POST" and path == "/v1/convai/knowledge-base/rag-index":
+            seen["rag"] += 1
+        return seen["rag"] >= 3
+
+    GoneAfter(kit.backend, third_poll)
+    start = kit.clock.now()
+    r = kit.push("--index-wait", "180")
+    assert r.code == ExitCode.ERROR, r.stderr
+    assert "ELEVENLABS_BASE_URL" in r.stderr.strip().splitlines()[-1]
+    assert "index.server_gone" in r.stderr
+    assert kit.clock.now() - start < 90  # of the fake clock: not the 180 s wait
