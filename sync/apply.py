@@ -29,6 +29,7 @@ from .errors import (
     ApiError,
     ExitCode,
     GuardRefused,
+    NotFound,
     NotKept,
     ServerError,
     SyncError,
@@ -285,7 +286,7 @@ class Applier:
         in ElevenLabs, then delete: nothing is deleted before the record that can undo it.
         Reads and deletes go side by side (``--concurrency``); the waits for a lingering
         dependency end at the run's deadline (:class:`sync.deleting.Deleter`)."""
-        self._save_contents(refs)
+        unsaved = self._save_contents(refs)
         if self.history is not None and (self.record.patched or not all(map(_own_upload, refs))):
             self.history.complete()
         elif self.history is not None:  # nothing to undo: never prune a run that changed it
@@ -294,13 +295,22 @@ class Applier:
                 run=self.record.run_id,
                 note="the run changed nothing on the agent and deletes only its own uploads",
             )
-        return self.deleter.delete_all(refs)
+        # what could not be saved is kept: a rollback could not bring it back
+        done = iter(self.deleter.delete_all([r for r in refs if r.id not in unsaved]))
+        return [_kept_unsaved(r) if r.id in unsaved else next(done) for r in refs]
 
-    def _save_contents(self, refs: Sequence[Ref]) -> None:
+    def _save_contents(self, refs: Sequence[Ref]) -> set[str]:
+        """Read and keep in the record the content of each document about to be deleted; the
+        ids that could not be read (not a 404: it is gone) and are not this run's own failed
+        uploads (the folder holds those), which must not be deleted."""
+
         def read(ref: Ref) -> str | None:
             try:
                 return self.client.get_content(ref.id)
-            except ApiError:
+            except NotFound:
+                return ""  # gone already: nothing to save, nothing to lose
+            except ApiError as exc:
+                event("delete.unsaved", logging.WARNING, id=ref.id, name=ref.name, error=str(exc))
                 return None
 
         todo = [ref for ref in refs if ref.id not in self.record.saved]
@@ -308,11 +318,15 @@ class Applier:
             max_workers=max(1, min(self.opt.concurrency, len(todo) or 1))
         ) as pool:
             texts = list(pool.map(read, todo))
+        unsaved: set[str] = set()
         for ref, text in zip(todo, texts, strict=True):  # in the plan's order
-            if text is not None:
+            if text:
                 self.record.saved[ref.id] = {"name": ref.name, "text": text}
+            elif text is None and not _own_upload(ref):
+                unsaved.add(ref.id)
         if refs:
             self.record.write()
+        return unsaved
 
     # -- a push: the four phases -------------------------------------------------------------
     def run(
@@ -349,3 +363,15 @@ class Applier:
 def _own_upload(ref: Ref) -> bool:
     """A document this run uploaded that did not make it (planner.delete_set's reasons)."""
     return ref.reason.startswith(("not attached: ", "still "))
+
+
+def _kept_unsaved(ref: Ref) -> dict[str, Any]:
+    return {
+        "id": ref.id,
+        "name": ref.name,
+        "reason": ref.reason,
+        "attempts": 0,
+        "forced": False,
+        "outcome": "kept",
+        "kept_because": "its content could not be saved for a rollback; the next run deletes it",
+    }

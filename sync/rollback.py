@@ -264,6 +264,10 @@ def _recreate(plan: RollbackPlan, applier: Applier, client: Client) -> dict[str,
     the same record recreated); old id -> new id. Nothing is attached yet."""
     results: list[DocResult] = []
     texts: dict[str, str] = {}
+    for e in plan.recreate:  # what exists of that name now is not ours to adopt on a retry
+        if e.id not in plan.reuse:
+            found = {str(d.get("id")) for d in client.find_by_name(e.name)}
+            applier.known_ids.setdefault(e.name, set()).update(found)
     for e in plan.recreate:
         text = str(plan.saved[e.id]["text"])
         size = len(text.encode("utf-8"))

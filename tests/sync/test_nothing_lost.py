@@ -1,0 +1,47 @@
+"""Nothing is deleted that a rollback could not bring back: a document whose content cannot be
+read (to save it in the run's record) is kept, not deleted unsaved; a rollback's recreate that
+fails ambiguously never adopts a same-name document someone else made."""
+
+from __future__ import annotations
+
+import json
+
+from sync.emulator import server_error
+from sync.errors import ExitCode
+
+from .conftest import Kit, para
+from .test_rollback_skips import texts, two_runs
+
+
+def test_a_superseded_document_whose_content_cannot_be_saved_is_kept(kit: Kit) -> None:
+    kit.write("a.md", para("a1"))
+    kit.write("b.md", para("b1"))
+    assert kit.push().code == 0
+    [a1] = [e["id"] for e in kit.managed_kb() if kit.file_of(e) == "a.md"]
+    kit.write("a.md", para("a2"))
+    kit.backend.add_fault(server_error(500, method="GET", path=rf"/{a1}/content$", times=None))
+    r = kit.push()
+    kit.backend.clear_faults()
+    assert r.code == ExitCode.PARTIAL, r.stderr  # attached, but the old one is kept
+    assert a1 in kit.backend.docs
+    assert "not deleted: kb-sync:a.md" in r.stdout and "could not be saved" in r.stdout
+    assert texts(kit)["a.md"] == para("a2")
+    rb = kit.kb("rollback")
+    assert rb.code == 0, rb.stderr
+    assert texts(kit) == {"a.md": para("a1"), "b.md": para("b1")}
+
+
+def test_an_ambiguous_recreate_never_adopts_a_copy_a_person_edited(kit: Kit) -> None:
+    two_runs(kit)
+    second = json.loads(kit.kb("history", "--json").stdout)["runs"][0]["id"]
+    assert kit.kb("rollback").code == 0
+    [copy] = [e["id"] for e in kit.managed_kb() if kit.file_of(e) == "a.md"]
+    kit.backend.attach(kit.backend.seed_agent(), copy)
+    assert kit.kb("rollback").code == 3
+    doc = kit.backend.docs[copy]
+    doc.text = doc.text.replace("a1", "x1", 1)  # a person's same-size UI edit
+    kit.backend.add_fault(server_error(500, method="POST", path=r"/knowledge-base/text$", times=1))
+    r = kit.kb("rollback", "--to", second)
+    kit.backend.clear_faults()
+    assert r.code == 0, r.stderr
+    assert texts(kit)["a.md"] == para("a1")
