@@ -21,7 +21,7 @@ from .clock import Clock
 from .config import Settings
 from .content import same_content
 from .domain import AgentView, KbEntry, Ownership, entries_from, entries_json
-from .errors import ExitCode, GuardRefused, NotFound, SyncError
+from .errors import AppliedPartially, ExitCode, GuardRefused, NotFound, SyncError
 from .guards import refuses_mass_delete
 from .history import HistoryWriter
 from .lease import writing
@@ -142,7 +142,10 @@ def rollback_command(
         done = Done(
             out, as_json, lambda: read_agent(client, settings), lambda: leases.release(lease)
         )
-        return _execute(plan, applier, record, done)
+        try:
+            return _execute(plan, applier, record, done)
+        except SyncError as exc:
+            raise _failed(record, exc) from None
 
 
 NOTHING = "Nothing to roll back: the agent already holds what that run started from."
@@ -214,6 +217,20 @@ def _plan(
     _print(out, plan, dry_run, as_json)
     _log_plan(plan, dry_run)
     return plan
+
+
+def _failed(record: RunRecord, exc: SyncError) -> SyncError:
+    """The record closed as failed; after the PATCH the agent is changed: a partial (exit 3)
+    that says so, never "not changed" (exit 1)."""
+    late: SyncError = exc
+    if record.patched:
+        late = AppliedPartially(
+            f"{exc}; the agent already points at the restored documents; what the rollback "
+            "meant to delete may remain: the next run cleans it up"
+        )
+    record.status, record.exit_code = "failed", int(late.exit_code)
+    record.write()
+    return late
 
 
 def _log_plan(plan: RollbackPlan, dry_run: bool) -> None:

@@ -45,3 +45,28 @@ def test_an_ambiguous_recreate_never_adopts_a_copy_a_person_edited(kit: Kit) -> 
     kit.backend.clear_faults()
     assert r.code == 0, r.stderr
     assert texts(kit)["a.md"] == para("a1")
+
+
+def test_a_rollback_that_fails_after_its_patch_says_the_agent_changed(kit: Kit) -> None:
+    two_runs(kit)
+    # the PATCH lands; storing the rollback's own run ("done") then fails
+    kit.backend.add_fault(
+        server_error(500, method="PATCH", path=r"/knowledge-base/\w+$", times=None)
+    )
+    r = kit.kb("rollback")
+    kit.backend.clear_faults()
+    assert texts(kit)["a.md"] == para("a1")  # the agent was changed
+    assert r.code == ExitCode.PARTIAL, r.stderr
+    assert "already points at the restored documents" in r.stderr
+    [rec] = [json.loads(p.read_text()) for p in kit.records.glob("*-rollback-*.json")]
+    assert rec["status"] == "failed" and rec["exit_code"] == 3
+
+
+def test_a_rollback_that_fails_at_its_patch_closes_its_record(kit: Kit) -> None:
+    two_runs(kit)
+    kit.backend.add_fault(server_error(500, method="PATCH", path="/agents/", times=None))
+    r = kit.kb("rollback")
+    kit.backend.clear_faults()
+    assert r.code == ExitCode.ERROR and texts(kit)["a.md"] == para("a2")
+    [rec] = [json.loads(p.read_text()) for p in kit.records.glob("*-rollback-*.json")]
+    assert rec["status"] == "failed" and rec["exit_code"] == 1
