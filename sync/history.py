@@ -36,7 +36,7 @@ from .domain import RemoteDoc
 from .errors import ApiError, InputError, NotFound
 from .folders import META
 from .log import event
-from .record import RunRecord
+from .record import RunRecord, well_formed
 
 PREFIX = "run:"
 # the longest a part may be, in characters: under the 300,000-character limit of a document
@@ -241,7 +241,7 @@ def load(client: Client, run: StoredRun, state: str = "done") -> dict[str, Any]:
         data = json.loads(text)
     except ValueError:
         data = None
-    if not isinstance(data, dict) or "kb_before" not in data:
+    if not isinstance(data, dict) or not well_formed(data):
         raise InputError(
             f"stored run {run.run_id}: not a readable kb-sync run; pick another with "
             "kb-sync rollback --to ID (kb-sync history lists them)"

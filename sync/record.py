@@ -112,6 +112,23 @@ def load(path: str | Path) -> dict[str, Any]:
         ) from None
     except (OSError, ValueError) as exc:
         raise InputError(f"{p}: not a readable run record ({exc}); pass another --record") from None
-    if not isinstance(data, dict) or "kb_before" not in data or "agent_id" not in data:
+    if not isinstance(data, dict) or "agent_id" not in data or not well_formed(data):
         raise InputError(f"{p}: not a kb-sync run record; pass a file from reports/runs/")
     return data
+
+
+def _entries(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(e, dict) and "id" in e for e in value)
+
+
+def well_formed(data: Any) -> bool:
+    """What a rollback reads of a record has the shape it needs (an edited or truncated
+    record is a line, not a traceback): entry lists of objects with ids, saved contents."""
+    if not isinstance(data, dict) or not _entries(data.get("kb_before")):
+        return False
+    if any(data.get(k) is not None and not _entries(data[k]) for k in ("kb_after", "created")):
+        return False
+    saved = data.get("saved") or {}
+    return isinstance(saved, dict) and all(
+        isinstance(v, dict) and isinstance(v.get("text"), str) for v in saved.values()
+    )

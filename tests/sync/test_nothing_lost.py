@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sync.emulator import server_error
 from sync.errors import ExitCode
 
@@ -70,3 +72,23 @@ def test_a_rollback_that_fails_at_its_patch_closes_its_record(kit: Kit) -> None:
     assert r.code == ExitCode.ERROR and texts(kit)["a.md"] == para("a2")
     [rec] = [json.loads(p.read_text()) for p in kit.records.glob("*-rollback-*.json")]
     assert rec["status"] == "failed" and rec["exit_code"] == 1
+
+
+@pytest.mark.parametrize(
+    "rec",
+    [
+        {"kb_before": None},
+        {"kb_before": [{"id": "x"}], "created": [{"name": "n"}]},
+        {"kb_before": "abc"},
+        {"kb_before": [{"id": "x", "name": "n"}], "saved": "x"},
+    ],
+)
+def test_a_malformed_run_record_is_one_line(kit: Kit, rec: dict[str, object]) -> None:
+    kit.write("a.md", para("a1"))
+    assert kit.push().code == 0
+    p = kit.dir.parent / "bad.json"
+    p.write_text(json.dumps({"agent_id": kit.agent_id, **rec}))
+    r = kit.kb("rollback", "--record", str(p))
+    assert r.code == ExitCode.BAD_INPUT, r.stderr
+    assert r.stderr.startswith(f"kb-sync: error: {p}: not a kb-sync run record")
+    assert "Traceback" not in r.stderr
