@@ -174,7 +174,7 @@ def _new_record(settings: Settings, plan: RollbackPlan, run_id: str) -> RunRecor
         directory=settings.record_dir,
         kind="rollback",
         agent_id=settings.agent_id,
-        namespace=settings.namespace,
+        namespace=plan.ownership.namespace,  # the undone run's: a rollback of it owns the same
         base_url=settings.base_url,
         kb_before=entries_json(plan.current),
         options={"record": plan.path, "undoes": plan.run_id, "summary": plan.summary()},

@@ -121,14 +121,16 @@ class RollbackPlan:
 def record_ownership(
     rec: Mapping[str, Any], namespace: str, legacy_namespace: str | None = None
 ) -> Ownership:
-    """What the recorded push could have changed: its managed entries and those it adopted."""
+    """What the recorded push could have changed: its managed entries (of the namespace it
+    ran with, which the record holds: a laptop may have forgotten to set it) and those it
+    adopted."""
     adopted = {
         str(r["id"]): str(i.get("file"))
         for i in (rec.get("plan") or {}).get("items", [])
         if i.get("action") == "adopt"
         for r in i.get("replaces", [])
     }
-    return Ownership(namespace, adopted, legacy_namespace)
+    return Ownership(str(rec.get("namespace") or namespace), adopted, legacy_namespace)
 
 
 def plan_rollback(

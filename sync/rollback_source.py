@@ -9,7 +9,7 @@ back to whatever local record the current directory holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,11 +87,14 @@ def load_run(
     if not run.complete:
         raise InputError(incomplete_line(run))
     rec = history.load(client, run)
+    # what the runs after it deleted (their content saved in their records) may be what
+    # undoing it must bring back
+    later = [r for r in runs[runs.index(run) + 1 :] if r.complete]
+    saved: dict[str, Any] = {}
+    for r in reversed(later):
+        saved = {**(history.load(client, r).get("saved") or {}), **saved}
+    rec = {**rec, "saved": {**saved, **(rec.get("saved") or {})}}
     return Source(_label(run, rec), rec)
-
-
-def _shape(entries: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    return [(str(e.get("id")), str(e.get("usage_mode"))) for e in entries]
 
 
 def _owned(entries: Iterable[KbEntry], own: Ownership) -> list[tuple[str, str]]:
@@ -114,10 +117,12 @@ def newest_that_changed(
     for run in reversed(runs):
         rec = history.load(client, run, "done" if run.complete else "intent")
         own = record_ownership(rec, settings.namespace, settings.legacy_namespace)
-        if run.complete and _shape(rec.get("kb_after") or []) != _shape(rec["kb_before"]):
+        before = _owned(entries_from(rec["kb_before"]), own)  # a person's own entries: no news
+        after = _owned(entries_from(rec.get("kb_after") or []), own)
+        if run.complete and after != before:
             rec = {**rec, "saved": {**saved, **(rec.get("saved") or {})}}
             return Source(_label(run, rec), rec, tuple(skipped), tuple(left))
-        if not run.complete and _owned(entries_from(rec["kb_before"]), own) != _owned(now, own):
+        if not run.complete and before != _owned(now, own):
             raise InputError(incomplete_line(run))
         why = (
             "it left the agent as it found it"
@@ -125,8 +130,9 @@ def newest_that_changed(
             else "incomplete, but the agent is as it found it (its PATCH did not land)"
         )
         saved = {**(rec.get("saved") or {}), **saved}
-        if not run.complete:
-            left += [(str(c["id"]), str(c.get("name"))) for c in rec.get("created") or []]
+        kept = {str(e.get("id")) for e in rec.get("kb_after") or []} if run.complete else set()
+        left += [(str(c["id"]), str(c.get("name"))) for c in rec.get("created") or []]
+        left = [(i, n) for i, n in left if i not in kept]  # its uploads attached nowhere
         skipped.append({"id": run.run_id, "kind": run.kind, "time": run.when, "why": why})
         event("rollback.skipped", run=run.run_id, kind=run.kind, why=why)
     return Source("no stored run", None, tuple(skipped), tuple(left))
