@@ -4,7 +4,10 @@ what a skipped run uploaded is not left detached; the record's namespace says wh
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from sync.testing import Killed
 
 from .conftest import Kit, para
 from .test_history import run_id_of
@@ -81,3 +84,23 @@ def test_a_rollback_uses_the_namespace_the_run_had(kit: Kit) -> None:
         for e in kit.backend.agent_kb(kit.agent_id)
     }
     assert kb == {"prod:a.md": para("a1"), "prod:b.md": para("b1")}
+
+
+def test_after_a_kill_after_the_patch_and_a_converging_push_the_change_can_be_undone(
+    kit: Kit,
+) -> None:
+    two_runs(kit)
+    before = json.loads(kit.kb("history", "--json").stdout)["runs"][0]["id"]
+    kit.write("b.md", para("b2"))
+
+    def die(backend: Any, call: Any) -> None:
+        if call.method == "PATCH" and "/agents/" in call.path and call.status == 200:
+            raise Killed()
+
+    kit.backend.after_request.append(die)
+    assert kit.push().killed
+    kit.backend.after_request.clear()
+    assert kit.push().code == 0  # converges: b1 deleted, its content saved in this run
+    r = kit.kb("rollback", "--to", before)  # the runbook: undo an earlier complete run
+    assert r.code == 0, r.stderr
+    assert texts(kit) == {"a.md": para("a1"), "b.md": para("b1")}
