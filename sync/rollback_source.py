@@ -89,11 +89,17 @@ def load_run(
     rec = history.load(client, run)
     # what the runs after it deleted (their content saved in their records) may be what
     # undoing it must bring back
+    # and what they adopted (an old script's upload they replaced) is the undo's to restore
     later = [r for r in runs[runs.index(run) + 1 :] if r.complete]
     saved: dict[str, Any] = {}
+    adopts: list[Any] = []
     for r in reversed(later):
-        saved = {**(history.load(client, r).get("saved") or {}), **saved}
-    rec = {**rec, "saved": {**saved, **(rec.get("saved") or {})}}
+        newer = history.load(client, r)
+        saved = {**(newer.get("saved") or {}), **saved}
+        adopts += (newer.get("plan") or {}).get("items") or []
+    plan = dict(rec.get("plan") or {})
+    plan["items"] = [*(plan.get("items") or []), *adopts]
+    rec = {**rec, "saved": {**saved, **(rec.get("saved") or {})}, "plan": plan}
     return Source(_label(run, rec), rec)
 
 

@@ -104,3 +104,19 @@ def test_after_a_kill_after_the_patch_and_a_converging_push_the_change_can_be_un
     r = kit.kb("rollback", "--to", before)  # the runbook: undo an earlier complete run
     assert r.code == 0, r.stderr
     assert texts(kit) == {"a.md": para("a1"), "b.md": para("b1")}
+
+
+def test_rollback_to_before_an_adoption_brings_the_adopted_document_back(kit: Kit) -> None:
+    legacy = kit.backend.seed_document("a.md", para("old"), attach_to=[kit.agent_id])
+    kit.write("b.md", para("b0"))
+    assert kit.push().code == 0
+    kit.write("b.md", para("b1"))
+    u = kit.push()
+    assert u.code == 0
+    kit.write("a.md", para("old"))
+    assert kit.push("--adopt-legacy").code == 0  # a later run replaces the old script's a.md
+    assert legacy not in kit.backend.docs
+    r = kit.kb("rollback", "--to", run_id_of(u.stdout))
+    assert r.code == 0, r.stderr
+    on_agent = [kit.backend.docs[e["id"]].text for e in kit.backend.agent_kb(kit.agent_id)]
+    assert sorted(on_agent) == sorted([para("old"), para("b0")])
