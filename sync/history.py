@@ -22,6 +22,7 @@ are escaped (the service serves content as HTML). The newest ``KB_SYNC_HISTORY``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -42,7 +43,7 @@ PREFIX = "run:"
 # the longest a part may be, in characters: under the 300,000-character limit of a document
 PART_LIMIT = 290_000
 _NAME = re.compile(
-    r"^run:(?P<agent>[^:]+):(?P<stamp>\d{8}T\d{6}(?:\d{6})?Z):(?P<run>[A-Za-z0-9]+):(?P<kind>push|rollback)"
+    r"^run:(?P<agent>[^:]+):(?P<stamp>\d{8}T\d{6}(?:\d{6})?Z):(?P<run>[A-Za-z0-9]+):(?P<kind>push|rollback|cleanup)"
     r":(?P<state>intent|done):(?P<i>\d+)of(?P<n>\d+)$"
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -249,6 +250,18 @@ def load(client: Client, run: StoredRun, state: str = "done") -> dict[str, Any]:
     return data
 
 
+CLEANUP = "cleanup"  # the kind of a stored push that left the agent's list as it found it
+
+
+def _shape(entries: Sequence[Mapping[str, Any]] | None) -> list[tuple[str, str]]:
+    return [(str(e.get("id")), str(e.get("usage_mode"))) for e in entries or []]
+
+
+def _real(run: StoredRun) -> bool:
+    """A stored run that changed the agent: complete, and not a cleanup."""
+    return run.complete and run.kind != CLEANUP
+
+
 def incomplete_line(run: StoredRun) -> str:
     return (
         f"stored run {run.run_id} ({run.kind}, {run.when}) is incomplete: it stopped around "
@@ -281,17 +294,33 @@ class HistoryWriter:
         event("history.intent", run=self.record.run_id, parts=len(self.parts))
 
     def complete(self) -> None:
-        self._store("done")
-        event("history.stored", run=self.record.run_id, parts=len(self.parts))
-        if self.keep is not None:  # None: a rollback, run with another machine's settings
-            self.prune()
+        """Store ``done``: as a ``cleanup`` run when it left the agent's list as it found it
+        (it only deleted orphans), which never prunes the last run that changed the agent."""
+        r = self.record
+        changed = _shape(r.kb_after) != _shape(r.kb_before)
+        # None: a rollback, run with another machine's settings: it never prunes
+        drop = self._to_prune(changed) if self.keep is not None else []
+        if not changed:  # the cleanups it prunes saved what they deleted: carried forward
+            for run in (x for x in drop if x.kind == CLEANUP and x.complete):
+                with contextlib.suppress(InputError):
+                    for doc_id, kept in (load(self.client, run).get("saved") or {}).items():
+                        r.saved.setdefault(doc_id, kept)
+        self._store("done", r.kind if changed else CLEANUP)
+        event("history.stored", run=r.run_id, parts=len(self.parts), changed=changed)
+        for run in drop:
+            for p in run.parts:
+                self._delete(p.doc_id)
+        if drop:
+            event("history.pruned", runs=len(drop), keep=self.keep)
 
-    def _store(self, state: str) -> None:
+    def _store(self, state: str, kind: str | None = None) -> None:
         r = self.record
         chunks = encode(payload(r, state, self.command), r.run_id)
         ids: list[str] = []
         for i, chunk in enumerate(chunks, 1):
-            name = part_name(r.agent_id, self.stamp, r.run_id, r.kind, state, i, len(chunks))
+            name = part_name(
+                r.agent_id, self.stamp, r.run_id, kind or r.kind, state, i, len(chunks)
+            )
             if i <= len(self.parts):
                 self.client.update_document(self.parts[i - 1], name=name, content=chunk)
                 ids.append(self.parts[i - 1])
@@ -302,19 +331,22 @@ class HistoryWriter:
         for doc_id in surplus:
             self._delete(doc_id)
 
-    def prune(self) -> None:
-        """Keep the newest ``keep`` runs of this agent (this one included), judged from
-        ``known``: what ``.kb-sync`` held when the lease was taken (no other run stores one while
-        it is held), so no listing of its own."""
+    def _to_prune(self, changed: bool) -> list[StoredRun]:
+        """What to delete so that the newest ``keep`` runs of this agent stay (this one
+        included), judged from ``known``: what ``.kb-sync`` held when the lease was taken (no
+        other run stores one while it is held), so no listing of its own. When neither this run
+        nor any kept one changed the agent (cleanup runs, failed ones), the newest that did is
+        kept instead of the oldest of those: runs that did nothing never prune the run a
+        rollback undoes."""
         runs = group(self.known, self.record.agent_id)
         old = [r for r in runs if r.run_id != self.record.run_id]
-        total = len(old) + 1
-        drop = old[: max(0, total - (self.keep or total))]
-        for run in drop:
-            for p in run.parts:
-                self._delete(p.doc_id)
-        if drop:
-            event("history.pruned", runs=len(drop), kept=total - len(drop), keep=self.keep)
+        cut = max(0, len(old) + 1 - (self.keep or len(old) + 1))
+        drop, kept = old[:cut], old[cut:]
+        if not changed and kept and not any(map(_real, kept)):
+            real = next((x for x in reversed(drop) if _real(x)), None)
+            if real is not None:
+                drop = [x for x in drop if x is not real] + [kept[0]]
+        return drop
 
     def _delete(self, doc_id: str) -> None:
         try:

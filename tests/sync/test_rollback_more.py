@@ -120,3 +120,23 @@ def test_rollback_to_before_an_adoption_brings_the_adopted_document_back(kit: Ki
     assert r.code == 0, r.stderr
     on_agent = [kit.backend.docs[e["id"]].text for e in kit.backend.agent_kb(kit.agent_id)]
     assert sorted(on_agent) == sorted([para("old"), para("b0")])
+
+
+def test_runs_that_only_cleaned_up_never_prune_the_last_real_change(kit: Kit) -> None:
+    """KB_SYNC_HISTORY=2 and two runs in a row that changed nothing on the agent (each only
+    deleted an orphan): stored as `cleanup` runs, they prune each other, never the last run
+    that changed the agent; the history still holds at most 2."""
+    kit.env["KB_SYNC_HISTORY"] = "2"
+    kit.write("c.md", para("c1"))
+    kit.write("d.md", para("d1"))
+    two_runs(kit)
+    for f in ("c.md", "d.md"):
+        [x] = [e["id"] for e in kit.managed_kb() if kit.file_of(e) == f]
+        detach(kit, x)
+        kit.remove(f)
+        assert kit.push().code == 0
+    runs = json.loads(kit.kb("history", "--json").stdout)["runs"]
+    assert [r["kind"] for r in runs] == ["cleanup", "push"]
+    r = kit.kb("rollback")
+    assert r.code == 0, r.stderr
+    assert texts(kit)["a.md"] == para("a1")
