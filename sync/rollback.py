@@ -142,10 +142,7 @@ def rollback_command(
         done = Done(
             out, as_json, lambda: read_agent(client, settings), lambda: leases.release(lease)
         )
-        try:
-            return _execute(plan, applier, record, done)
-        except SyncError as exc:
-            raise _failed(record, exc) from None
+        return _guarded(plan, applier, record, done)
 
 
 NOTHING = "Nothing to roll back: the agent already holds what that run started from."
@@ -217,6 +214,27 @@ def _plan(
     _print(out, plan, dry_run, as_json)
     _log_plan(plan, dry_run)
     return plan
+
+
+def _guarded(plan: RollbackPlan, applier: Applier, record: RunRecord, done: Done) -> int:
+    """:func:`_execute`, and after its PATCH every way it can stop says the agent changed."""
+    try:
+        return _execute(plan, applier, record, done)
+    except SyncError as exc:
+        raise _failed(record, exc) from None
+    except KeyboardInterrupt:  # Ctrl-C, SIGTERM: say what the agent holds now
+        record.status, record.exit_code = "interrupted", 130
+        record.write()
+        if record.patched:
+            raise KeyboardInterrupt(
+                "after the PATCH: the agent already points at the restored documents; what "
+                "the rollback meant to delete may remain: the next run cleans it up"
+            ) from None
+        raise
+    except Exception as exc:  # a bug; after the PATCH the agent is already changed
+        if not record.patched:
+            raise
+        raise _failed(record, SyncError(f"internal error ({type(exc).__name__})")) from exc
 
 
 def _failed(record: RunRecord, exc: SyncError) -> SyncError:

@@ -92,3 +92,22 @@ def test_a_malformed_run_record_is_one_line(kit: Kit, rec: dict[str, object]) ->
     assert r.code == ExitCode.BAD_INPUT, r.stderr
     assert r.stderr.startswith(f"kb-sync: error: {p}: not a kb-sync run record")
     assert "Traceback" not in r.stderr
+
+
+def test_an_interrupt_after_a_rollbacks_patch_says_the_agent_changed(kit: Kit) -> None:
+    two_runs(kit)
+    pressed: list[str] = []
+
+    def ctrl_c_at_the_first_delete(backend, call):  # type: ignore[no-untyped-def]
+        if call.method == "DELETE" and "/knowledge-base/" in call.path and not pressed:
+            pressed.append(call.path)
+            raise KeyboardInterrupt
+
+    kit.backend.after_request.append(ctrl_c_at_the_first_delete)
+    r = kit.kb("rollback")
+    kit.backend.after_request.clear()
+    assert r.code == 130 and texts(kit)["a.md"] == para("a1")
+    [line] = [ln for ln in r.stderr.splitlines() if ln.startswith("kb-sync: interrupted")]
+    assert "after the PATCH" in line and "restored documents" in line
+    [rec] = [json.loads(p.read_text()) for p in kit.records.glob("*-rollback-*.json")]
+    assert rec["status"] == "interrupted" and rec["exit_code"] == 130
