@@ -30,7 +30,7 @@ from .log import event
 from .plan import Plan, Snapshot
 from .planner import make_plan
 from .push_checks import check_agent, check_small, mass_delete_guard, quota_preflight
-from .record import RunRecord, utc_now
+from .record import RunRecord, interrupted, utc_now
 from .remote import read_agent, take_snapshot
 from .results import Outcome, outcome_lines
 
@@ -243,14 +243,12 @@ def _apply_planned(
         held.release()
         _failed(client, record, exc)
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: say what the agent holds now
-        record.finished_at = utc_now()
-        _close(client, record, "interrupted", 130)
-        if record.patched:
-            raise KeyboardInterrupt(
-                "after the PATCH: the agent already points at the new, indexed documents; "
-                "superseded ones may remain: the next run cleans them up"
-            ) from None
-        raise
+        record.requests = client.requests_sent
+        raise interrupted(
+            record,
+            "the agent already points at the new, indexed documents; superseded ones may "
+            "remain: the next run cleans them up",
+        ) from None
     except Exception as exc:  # a bug; after the PATCH the agent is already changed
         if not record.patched:
             raise

@@ -132,3 +132,11 @@ def well_formed(data: Any) -> bool:
     return isinstance(saved, dict) and all(
         isinstance(v, dict) and isinstance(v.get("text"), str) for v in saved.values()
     )
+
+
+def interrupted(record: RunRecord, after_patch: str) -> KeyboardInterrupt:
+    """Close ``record`` as interrupted (exit 130) and the interrupt to raise: after the PATCH
+    it says what the agent now holds (``after_patch``), which the CLI's line then shows."""
+    record.finished_at, record.status, record.exit_code = utc_now(), "interrupted", 130
+    record.write()
+    return KeyboardInterrupt(f"after the PATCH: {after_patch}" if record.patched else "")

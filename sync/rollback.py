@@ -27,7 +27,7 @@ from .history import HistoryWriter
 from .lease import writing
 from .log import event
 from .plan import Item, Ref
-from .record import RunRecord
+from .record import RunRecord, interrupted
 from .remote import read_agent, read_documents
 from .results import DocResult, Outcome, outcome_lines
 from .rollback_plan import RollbackPlan, plan_rollback, record_ownership
@@ -223,14 +223,11 @@ def _guarded(plan: RollbackPlan, applier: Applier, record: RunRecord, done: Done
     except SyncError as exc:
         raise _failed(record, exc) from None
     except KeyboardInterrupt:  # Ctrl-C, SIGTERM: say what the agent holds now
-        record.status, record.exit_code = "interrupted", 130
-        record.write()
-        if record.patched:
-            raise KeyboardInterrupt(
-                "after the PATCH: the agent already points at the restored documents; what "
-                "the rollback meant to delete may remain: the next run cleans it up"
-            ) from None
-        raise
+        raise interrupted(
+            record,
+            "the agent already points at the restored documents; what the rollback meant "
+            "to delete may remain: the next run cleans it up",
+        ) from None
     except Exception as exc:  # a bug; after the PATCH the agent is already changed
         if not record.patched:
             raise

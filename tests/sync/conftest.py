@@ -95,6 +95,18 @@ class Kit:
         return str(entry["name"]).split(":", 1)[1].rsplit("#", 1)[0]
 
 
+def ctrl_c_at_the_first_delete(kit: Kit) -> None:
+    """Once, as the first DELETE of a document is answered: Ctrl-C (after the PATCH)."""
+    pressed: list[str] = []
+
+    def hook(backend: Backend, call: Any) -> None:
+        if call.method == "DELETE" and "/knowledge-base/" in call.path and not pressed:
+            pressed.append(call.path)
+            raise KeyboardInterrupt
+
+    kit.backend.after_request.append(hook)
+
+
 @pytest.fixture
 def kit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Kit]:
     clock = FakeClock()

@@ -11,7 +11,7 @@ import pytest
 from sync.emulator import server_error
 from sync.errors import ExitCode
 
-from .conftest import Kit, para
+from .conftest import Kit, ctrl_c_at_the_first_delete, para
 from .test_rollback_skips import texts, two_runs
 
 
@@ -96,14 +96,7 @@ def test_a_malformed_run_record_is_one_line(kit: Kit, rec: dict[str, object]) ->
 
 def test_an_interrupt_after_a_rollbacks_patch_says_the_agent_changed(kit: Kit) -> None:
     two_runs(kit)
-    pressed: list[str] = []
-
-    def ctrl_c_at_the_first_delete(backend, call):  # type: ignore[no-untyped-def]
-        if call.method == "DELETE" and "/knowledge-base/" in call.path and not pressed:
-            pressed.append(call.path)
-            raise KeyboardInterrupt
-
-    kit.backend.after_request.append(ctrl_c_at_the_first_delete)
+    ctrl_c_at_the_first_delete(kit)
     r = kit.kb("rollback")
     kit.backend.after_request.clear()
     assert r.code == 130 and texts(kit)["a.md"] == para("a1")

@@ -8,7 +8,7 @@ import json
 from sync.emulator import server_error
 from sync.errors import ExitCode
 
-from .conftest import Kit, para
+from .conftest import Kit, ctrl_c_at_the_first_delete, para
 
 
 def test_a_partial_push_names_each_file_that_kept_its_old_version_and_why(kit: Kit) -> None:
@@ -88,14 +88,7 @@ def test_an_interrupt_after_the_patch_says_the_agent_changed_and_closes_the_reco
     assert kit.push().code == 0
     kit.write("a.md", para("a v2"))
 
-    pressed: list[str] = []
-
-    def ctrl_c_at_the_first_delete(backend, call):  # type: ignore[no-untyped-def]
-        if call.method == "DELETE" and "/knowledge-base/" in call.path and not pressed:
-            pressed.append(call.path)
-            raise KeyboardInterrupt
-
-    kit.backend.after_request.append(ctrl_c_at_the_first_delete)
+    ctrl_c_at_the_first_delete(kit)
     r = kit.push()
     kit.backend.after_request.clear()
     assert r.code == 130
